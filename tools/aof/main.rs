@@ -1,0 +1,4 @@
+fn main() {
+    eprintln!("dibs-aof: not built yet");
+    std::process::exit(2);
+}

@@ -1,0 +1,4 @@
+fn main() {
+    eprintln!("dibs-bench: not built yet");
+    std::process::exit(2);
+}
