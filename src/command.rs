@@ -1,0 +1,305 @@
+//! The command table: every command's name, arity, flags, key positions and handler, and the checks that
+//! run before a handler (unknown command, wrong number of arguments).
+//!
+//! Data commands have a [`Handler::Store`] handler and are deterministic (see `store`); connection and
+//! administration commands ([`Handler::Server`]) touch the server and connection state, so the event loop
+//! runs them itself.
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use crate::resp::Reply;
+use crate::store::{keys, sets, strings, Call, Mutations, Store};
+
+pub type StoreHandler = fn(&mut Store, &mut Call) -> Reply;
+
+/// Commands the event loop answers itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerCommand {
+    Ping,
+    Echo,
+    Quit,
+    Hello,
+    Auth,
+    Select,
+    Client,
+    Command,
+    Config,
+    Info,
+    Shutdown,
+    Multi,
+    Exec,
+    Discard,
+    Watch,
+    Unwatch,
+    Reset,
+    Time,
+    Lastsave,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Handler {
+    Store(StoreHandler),
+    Server(ServerCommand),
+}
+
+/// May change state: logged, refused while the log is failing, counted in INFO.
+pub const WRITE: u32 = 1;
+/// Allowed before AUTH when a password is set.
+pub const NO_AUTH: u32 = 1 << 1;
+/// Runs immediately even inside MULTI (it is about the transaction itself).
+pub const NO_QUEUE: u32 = 1 << 2;
+/// Only reads: shown as `readonly` in COMMAND INFO.
+pub const READONLY: u32 = 1 << 3;
+/// Administration (`admin` in COMMAND INFO).
+pub const ADMIN: u32 = 1 << 4;
+/// Refused inside MULTI (WATCH).
+pub const NOT_IN_MULTI: u32 = 1 << 5;
+
+#[derive(Debug)]
+pub struct CommandSpec {
+    /// Lower case, as Redis reports names.
+    pub name: &'static str,
+    /// Exact argument count including the name when positive, the minimum when negative (Redis's rule).
+    pub arity: i32,
+    pub flags: u32,
+    pub first_key: i32,
+    /// -1 means the last argument.
+    pub last_key: i32,
+    pub key_step: i32,
+    pub handler: Handler,
+    pub group: &'static str,
+    pub summary: &'static str,
+}
+
+impl CommandSpec {
+    pub fn is_write(&self) -> bool {
+        self.flags & WRITE != 0
+    }
+
+    pub fn arity_accepts(&self, count: usize) -> bool {
+        if self.arity >= 0 {
+            count == self.arity as usize
+        } else {
+            count >= self.arity.unsigned_abs() as usize
+        }
+    }
+
+    /// Indexes of the key arguments of `arguments` (a call of this command).
+    pub fn key_indexes(&self, argument_count: usize) -> impl Iterator<Item = usize> {
+        let first = self.first_key.max(0) as usize;
+        let last = if self.last_key < 0 {
+            argument_count as i64 + self.last_key as i64
+        } else {
+            self.last_key as i64
+        };
+        let step = self.key_step.max(1) as usize;
+        let range = if self.first_key <= 0 || last < first as i64 {
+            0..0
+        } else {
+            first..(last as usize + 1).min(argument_count)
+        };
+        range.step_by(step)
+    }
+
+    /// The flag words COMMAND INFO shows.
+    pub fn flag_names(&self) -> Vec<&'static str> {
+        let mut names = Vec::new();
+        if self.flags & WRITE != 0 {
+            names.push("write");
+        }
+        if self.flags & READONLY != 0 {
+            names.push("readonly");
+        }
+        if self.flags & ADMIN != 0 {
+            names.push("admin");
+        }
+        if self.flags & NO_AUTH != 0 {
+            names.push("no_auth");
+        }
+        if self.flags & NOT_IN_MULTI != 0 {
+            names.push("no_multi");
+        }
+        names.push("fast");
+        names
+    }
+}
+
+macro_rules! command {
+    ($name:literal, $arity:expr, $flags:expr, $first:expr, $last:expr, $step:expr, $handler:expr, $group:literal, $summary:literal) => {
+        CommandSpec {
+            name: $name,
+            arity: $arity,
+            flags: $flags,
+            first_key: $first,
+            last_key: $last,
+            key_step: $step,
+            handler: $handler,
+            group: $group,
+            summary: $summary,
+        }
+    };
+}
+
+use Handler::{Server as S, Store as D};
+use ServerCommand as C;
+
+pub static COMMANDS: &[CommandSpec] = &[
+    // Connection and administration.
+    command!("ping", -1, NO_AUTH, 0, 0, 0, S(C::Ping), "connection", "Returns PONG, or the argument."),
+    command!("echo", 2, 0, 0, 0, 0, S(C::Echo), "connection", "Returns the given string."),
+    command!("quit", -1, NO_AUTH | NO_QUEUE, 0, 0, 0, S(C::Quit), "connection", "Closes the connection."),
+    command!("hello", -1, NO_AUTH | NO_QUEUE, 0, 0, 0, S(C::Hello), "connection", "Handshakes: protocol version, authentication, client name."),
+    command!("auth", -2, NO_AUTH | NO_QUEUE, 0, 0, 0, S(C::Auth), "connection", "Authenticates the connection."),
+    command!("select", 2, 0, 0, 0, 0, S(C::Select), "connection", "Selects the database; only 0 exists."),
+    command!("client", -2, 0, 0, 0, 0, S(C::Client), "connection", "Client connection commands: ID, SETNAME, GETNAME, LIST, INFO, SETINFO."),
+    command!("reset", 1, NO_AUTH | NO_QUEUE, 0, 0, 0, S(C::Reset), "connection", "Resets the connection state."),
+    command!("command", -1, 0, 0, 0, 0, S(C::Command), "server", "Describes the commands: COUNT, INFO, DOCS, LIST."),
+    command!("config", -2, ADMIN, 0, 0, 0, S(C::Config), "server", "Reads and changes settings: GET, SET, RESETSTAT."),
+    command!("info", -1, 0, 0, 0, 0, S(C::Info), "server", "Returns information and statistics about the server."),
+    command!("shutdown", -1, ADMIN | NO_QUEUE, 0, 0, 0, S(C::Shutdown), "server", "Syncs the log and stops the server."),
+    command!("time", 1, 0, 0, 0, 0, S(C::Time), "server", "Returns the server's clock."),
+    command!("lastsave", 1, 0, 0, 0, 0, S(C::Lastsave), "server", "Returns the Unix time of the last successful log sync."),
+    command!("multi", 1, NO_QUEUE, 0, 0, 0, S(C::Multi), "transactions", "Starts a transaction."),
+    command!("exec", 1, NO_QUEUE, 0, 0, 0, S(C::Exec), "transactions", "Executes the queued commands atomically."),
+    command!("discard", 1, NO_QUEUE, 0, 0, 0, S(C::Discard), "transactions", "Discards the queued commands."),
+    command!("watch", -2, NO_QUEUE | NOT_IN_MULTI, 1, -1, 1, S(C::Watch), "transactions", "Makes EXEC conditional on keys not changing."),
+    command!("unwatch", 1, NO_QUEUE, 0, 0, 0, S(C::Unwatch), "transactions", "Forgets all watched keys."),
+    // Keys.
+    command!("del", -2, WRITE, 1, -1, 1, D(keys::del), "generic", "Deletes keys."),
+    command!("unlink", -2, WRITE, 1, -1, 1, D(keys::del), "generic", "Deletes keys (synchronously, like DEL)."),
+    command!("exists", -2, READONLY, 1, -1, 1, D(keys::exists), "generic", "Counts the keys that exist."),
+    command!("type", 2, READONLY, 1, 1, 1, D(keys::type_of), "generic", "Returns the type of a key."),
+    command!("expire", -3, WRITE, 1, 1, 1, D(keys::expire), "generic", "Sets a timeout in seconds."),
+    command!("pexpire", -3, WRITE, 1, 1, 1, D(keys::pexpire), "generic", "Sets a timeout in milliseconds."),
+    command!("expireat", -3, WRITE, 1, 1, 1, D(keys::expireat), "generic", "Sets an expiry as a Unix time in seconds."),
+    command!("pexpireat", -3, WRITE, 1, 1, 1, D(keys::pexpireat), "generic", "Sets an expiry as a Unix time in milliseconds."),
+    command!("ttl", 2, READONLY, 1, 1, 1, D(keys::ttl), "generic", "Returns the time to live in seconds."),
+    command!("pttl", 2, READONLY, 1, 1, 1, D(keys::pttl), "generic", "Returns the time to live in milliseconds."),
+    command!("persist", 2, WRITE, 1, 1, 1, D(keys::persist), "generic", "Removes the expiry of a key."),
+    command!("scan", -2, READONLY, 0, 0, 0, D(keys::scan), "generic", "Iterates the keys."),
+    command!("keys", 2, READONLY, 0, 0, 0, D(keys::keys), "generic", "Returns every key matching a pattern (walks the whole keyspace)."),
+    command!("dbsize", 1, READONLY, 0, 0, 0, D(keys::dbsize), "server", "Returns the number of keys."),
+    command!("flushall", -1, WRITE, 0, 0, 0, D(keys::flushall), "server", "Removes every key."),
+    command!("flushdb", -1, WRITE, 0, 0, 0, D(keys::flushall), "server", "Removes every key (there is one database)."),
+    // Strings and counters.
+    command!("get", 2, READONLY, 1, 1, 1, D(strings::get), "string", "Returns the value of a key."),
+    command!("set", -3, WRITE, 1, 1, 1, D(strings::set), "string", "Sets the value of a key, with options."),
+    command!("setnx", 3, WRITE, 1, 1, 1, D(strings::setnx), "string", "Sets a key only if it does not exist."),
+    command!("setex", 4, WRITE, 1, 1, 1, D(strings::setex), "string", "Sets a key with a timeout in seconds."),
+    command!("psetex", 4, WRITE, 1, 1, 1, D(strings::psetex), "string", "Sets a key with a timeout in milliseconds."),
+    command!("getdel", 2, WRITE, 1, 1, 1, D(strings::getdel), "string", "Returns the value of a key and deletes it."),
+    command!("mget", -2, READONLY, 1, -1, 1, D(strings::mget), "string", "Returns the values of keys."),
+    command!("mset", -3, WRITE, 1, -1, 2, D(strings::mset), "string", "Sets several keys."),
+    command!("incr", 2, WRITE, 1, 1, 1, D(strings::incr), "string", "Adds one to a counter."),
+    command!("decr", 2, WRITE, 1, 1, 1, D(strings::decr), "string", "Subtracts one from a counter."),
+    command!("incrby", 3, WRITE, 1, 1, 1, D(strings::incrby), "string", "Adds to a counter."),
+    command!("decrby", 3, WRITE, 1, 1, 1, D(strings::decrby), "string", "Subtracts from a counter."),
+    command!("strlen", 2, READONLY, 1, 1, 1, D(strings::strlen), "string", "Returns the length of a value."),
+    command!("append", 3, WRITE, 1, 1, 1, D(strings::append), "string", "Appends to a value."),
+    // Sets.
+    command!("sadd", -3, WRITE, 1, 1, 1, D(sets::sadd), "set", "Adds members to a set."),
+    command!("srem", -3, WRITE, 1, 1, 1, D(sets::srem), "set", "Removes members from a set."),
+    command!("sismember", 3, READONLY, 1, 1, 1, D(sets::sismember), "set", "Tells whether a member is in a set."),
+    command!("smismember", -3, READONLY, 1, 1, 1, D(sets::smismember), "set", "Tells which members are in a set."),
+    command!("scard", 2, READONLY, 1, 1, 1, D(sets::scard), "set", "Returns the number of members."),
+    command!("smembers", 2, READONLY, 1, 1, 1, D(sets::smembers), "set", "Returns every member."),
+    command!("sscan", -3, READONLY, 1, 1, 1, D(sets::sscan), "set", "Iterates the members."),
+    command!("spop", -2, WRITE, 1, 1, 1, D(sets::spop), "set", "Removes and returns random members."),
+    command!("srandmember", -2, READONLY, 1, 1, 1, D(sets::srandmember), "set", "Returns random members."),
+];
+
+/// Finds a command by name, ignoring case.
+pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
+    static TABLE: OnceLock<HashMap<&'static [u8], &'static CommandSpec>> = OnceLock::new();
+    let table = TABLE.get_or_init(|| {
+        COMMANDS
+            .iter()
+            .map(|spec| (spec.name.as_bytes(), spec))
+            .collect()
+    });
+    let mut lower = [0u8; 32];
+    if name.len() > lower.len() {
+        return None;
+    }
+    for (slot, byte) in lower.iter_mut().zip(name) {
+        *slot = byte.to_ascii_lowercase();
+    }
+    table.get(&lower[..name.len()]).copied()
+}
+
+/// Redis's reply to an unknown command: the name as sent and the first arguments, each cut to 128 bytes.
+pub fn unknown_command(arguments: &[&[u8]]) -> Reply {
+    let mut text = format!(
+        "ERR unknown command '{}', with args beginning with: ",
+        truncated(arguments[0])
+    );
+    for argument in arguments.iter().skip(1).take(16) {
+        text.push_str(&format!("'{}' ", truncated(argument)));
+    }
+    Reply::error(text)
+}
+
+fn truncated(argument: &[u8]) -> String {
+    String::from_utf8_lossy(&argument[..argument.len().min(128)]).into_owned()
+}
+
+pub fn wrong_arity(name: &str) -> Reply {
+    Reply::error(format!("ERR wrong number of arguments for '{name}' command"))
+}
+
+/// Runs a data command: the handler, then WATCH bookkeeping for any key it changed. The arity has been
+/// checked by the caller. Live traffic and replay both come through here.
+pub fn execute(
+    store: &mut Store,
+    spec: &CommandSpec,
+    handler: StoreHandler,
+    arguments: &[&[u8]],
+    now_ms: u64,
+    mutations: &mut Mutations,
+) -> Reply {
+    let logged_before = mutations.command_count();
+    let reply = handler(
+        store,
+        &mut Call {
+            arguments,
+            now_ms,
+            mutations,
+        },
+    );
+    if mutations.command_count() != logged_before && store.keyspace.has_watchers() {
+        for index in spec.key_indexes(arguments.len()) {
+            store.keyspace.touch(arguments[index]);
+        }
+    }
+    debug_assert!(
+        !(reply.is_error() && mutations.command_count() != logged_before),
+        "a failing command must change nothing: {}",
+        spec.name
+    );
+    reply
+}
+
+/// Replays one logged command. Every logged command is a data command with valid arity; anything else
+/// means the log holds something this build never writes.
+pub fn replay(
+    store: &mut Store,
+    arguments: &[&[u8]],
+    now_ms: u64,
+    scratch: &mut Mutations,
+) -> Result<(), String> {
+    let name = arguments.first().ok_or("an empty command")?;
+    let spec = lookup(name).ok_or_else(|| format!("unknown command '{}'", truncated(name)))?;
+    let Handler::Store(handler) = spec.handler else {
+        return Err(format!("'{}' is not a logged command", spec.name));
+    };
+    if !spec.arity_accepts(arguments.len()) {
+        return Err(format!("wrong number of arguments for '{}'", spec.name));
+    }
+    let reply = execute(store, spec, handler, arguments, now_ms, scratch);
+    scratch.clear();
+    if let Reply::Error(text) = reply {
+        return Err(format!("'{}' failed on replay: {text}", spec.name));
+    }
+    Ok(())
+}

@@ -1,0 +1,90 @@
+//! The command line, parsed with clap into [`Config`].
+
+use std::path::PathBuf;
+
+use clap::{Parser, ValueEnum};
+
+use crate::journal::Policy;
+use crate::limits;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AppendFsync {
+    /// Sync every write before any reply that depends on it (group commit keeps it fast). Loses nothing
+    /// acknowledged.
+    Always,
+    /// Sync at most a second behind; replies are not held. A crash may lose the last second.
+    Everysec,
+    /// Never sync; the OS writes back when it likes. A crash may lose what the OS had not written (about
+    /// 30 seconds on Linux by default).
+    No,
+}
+
+impl AppendFsync {
+    pub fn policy(self) -> Policy {
+        match self {
+            AppendFsync::Always => Policy::Always,
+            AppendFsync::Everysec => Policy::EverySecond,
+            AppendFsync::No => Policy::No,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum YesNo {
+    Yes,
+    No,
+}
+
+/// dibs: an in-memory, Redis-compatible engine for rush traffic (coupons, stock, likes, waiting rooms,
+/// rate limits), with every write logged to disk before it is acknowledged.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "dibs", version, about, long_about = None)]
+pub struct Config {
+    /// TCP port to listen on (0 picks a free port and logs it).
+    #[arg(long, default_value_t = 6379)]
+    pub port: u16,
+
+    /// Address to listen on. Without --requirepass, clients from non-loopback addresses are refused
+    /// (protected mode).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub bind: String,
+
+    /// Data directory holding the log; created if missing.
+    #[arg(long, default_value = "./data")]
+    pub dir: PathBuf,
+
+    /// Whether writes are logged at all. With `no`, nothing survives a restart.
+    #[arg(long, value_enum, default_value = "yes")]
+    pub appendonly: YesNo,
+
+    /// When the log is synced to disk: `always` (no acknowledged write is ever lost), `everysec` (up to
+    /// a second lost on a crash) or `no` (the OS decides).
+    #[arg(long, value_enum, default_value = "always")]
+    pub appendfsync: AppendFsync,
+
+    /// Require clients to AUTH with this password.
+    #[arg(long)]
+    pub requirepass: Option<String>,
+
+    /// Most simultaneous clients; the next one gets `-ERR max number of clients reached`.
+    #[arg(long, default_value_t = limits::CLIENTS_MAX_DEFAULT)]
+    pub maxclients: usize,
+
+    /// Hard limit, in bytes, of the replies waiting for one client; past it the client is disconnected.
+    #[arg(long, default_value_t = limits::OUTPUT_BUFFER_SIZE_MAX_DEFAULT)]
+    pub client_output_buffer_limit: usize,
+
+    /// With `no`, clients from non-loopback addresses are served even without a password.
+    #[arg(long, value_enum, default_value = "yes")]
+    pub protected_mode: YesNo,
+}
+
+impl Config {
+    /// The defaults, as if run with no arguments but on `port` in `dir` (for tests).
+    pub fn for_tests(port: u16, dir: PathBuf) -> Config {
+        let mut config = Config::parse_from(["dibs"]);
+        config.port = port;
+        config.dir = dir;
+        config
+    }
+}

@@ -1,0 +1,194 @@
+//! The loop's side of the log: sequence numbers, the batch of records made in this loop iteration, and
+//! what the syncer thread has reported durable.
+//!
+//! The loop appends each atomic unit's payload as one framed record to `batch`; at the end of the
+//! iteration the batch goes to the syncer thread (group commit). The loop never waits for the disk: it
+//! learns of durability from the syncer's reports and releases the replies that were waiting for it.
+
+use crate::aof::record;
+use crate::aof::syncer::{Batch, FsyncPolicy, SyncReport, SyncerHandle, SyncerStatisticsSnapshot};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    Always,
+    EverySecond,
+    No,
+}
+
+impl Policy {
+    pub fn name(self) -> &'static str {
+        match self {
+            Policy::Always => "always",
+            Policy::EverySecond => "everysec",
+            Policy::No => "no",
+        }
+    }
+
+    fn syncer_policy(self) -> FsyncPolicy {
+        match self {
+            Policy::Always => FsyncPolicy::Always,
+            Policy::EverySecond => FsyncPolicy::EverySecond,
+            Policy::No => FsyncPolicy::No,
+        }
+    }
+}
+
+pub struct Journal {
+    pub policy: Policy,
+    /// Sequence number of the next record.
+    next_sequence: u64,
+    durable_sequence: u64,
+    batch: Vec<u8>,
+    syncer: Option<SyncerHandle>,
+    /// Set once a write or sync failed: the OS error, for replies and INFO. Writes are refused from then on.
+    pub failure: Option<String>,
+    pub records_appended: u64,
+    pub bytes_appended: u64,
+}
+
+/// What `collect` learned from the syncer.
+pub enum Progress {
+    Nothing,
+    Durable,
+    Failed,
+}
+
+impl Journal {
+    /// A journal that keeps nothing: every record counts as durable at once (`--appendonly no`).
+    pub fn disabled(next_sequence: u64) -> Journal {
+        Journal {
+            policy: Policy::No,
+            next_sequence,
+            durable_sequence: next_sequence - 1,
+            batch: Vec::new(),
+            syncer: None,
+            failure: None,
+            records_appended: 0,
+            bytes_appended: 0,
+        }
+    }
+
+    /// A journal writing through `syncer`, whose file holds every record before `next_sequence`.
+    pub fn new(policy: Policy, next_sequence: u64, syncer: SyncerHandle) -> Journal {
+        Journal {
+            policy,
+            next_sequence,
+            durable_sequence: next_sequence - 1,
+            batch: Vec::with_capacity(64 * 1024),
+            syncer: Some(syncer),
+            failure: None,
+            records_appended: 0,
+            bytes_appended: 0,
+        }
+    }
+
+    pub fn fsync_policy(policy: Policy) -> FsyncPolicy {
+        policy.syncer_policy()
+    }
+
+    pub fn is_enabled(&self) -> bool {
+        self.syncer.is_some()
+    }
+
+    /// Frames `payload` as the next record. Returns its sequence number.
+    pub fn append(&mut self, payload: &[u8]) -> u64 {
+        let sequence = self.next_sequence;
+        self.next_sequence += 1;
+        self.records_appended += 1;
+        if self.syncer.is_some() {
+            let before = self.batch.len();
+            record::encode_record(&mut self.batch, sequence, payload);
+            self.bytes_appended += (self.batch.len() - before) as u64;
+        } else {
+            self.durable_sequence = sequence;
+        }
+        sequence
+    }
+
+    pub fn last_sequence(&self) -> u64 {
+        self.next_sequence - 1
+    }
+
+    pub fn durable_sequence(&self) -> u64 {
+        self.durable_sequence
+    }
+
+    /// The sequence a reply made now must wait for: everything appended so far under `always`, nothing
+    /// under the other policies (they trade that guarantee for latency; see protocol.md).
+    pub fn reply_requirement(&self) -> u64 {
+        if self.policy == Policy::Always && self.syncer.is_some() {
+            self.last_sequence()
+        } else {
+            0
+        }
+    }
+
+    /// Hands this iteration's records to the syncer. Called once per loop iteration.
+    pub fn submit(&mut self) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let Some(syncer) = &self.syncer else {
+            self.batch.clear();
+            return;
+        };
+        let bytes = std::mem::replace(&mut self.batch, syncer.take_buffer());
+        let batch = Batch {
+            bytes,
+            last_sequence: self.last_sequence(),
+        };
+        if syncer.submit(batch).is_err() && self.failure.is_none() {
+            // The syncer only stops on shutdown or a bug; either way nothing more can be made durable.
+            self.failure = Some("the log syncer thread has stopped".to_string());
+            log::error!("the log syncer thread has stopped; writes are refused from now on");
+        }
+    }
+
+    /// The syncer's counters, for INFO.
+    pub fn statistics(&self) -> SyncerStatisticsSnapshot {
+        self.syncer
+            .as_ref()
+            .map(|syncer| syncer.statistics().snapshot())
+            .unwrap_or_default()
+    }
+
+    /// Takes the syncer's reports. Under `everysec` and `no` a written batch counts as durable for the
+    /// purpose of replies (they are not held); under `always` only a synced one does.
+    pub fn collect(&mut self) -> Progress {
+        let Some(syncer) = &self.syncer else {
+            return Progress::Nothing;
+        };
+        let mut progress = Progress::Nothing;
+        while let Some(report) = syncer.try_recv() {
+            match report {
+                SyncReport::Durable { sequence, .. } => {
+                    if sequence > self.durable_sequence {
+                        self.durable_sequence = sequence;
+                        if !matches!(progress, Progress::Failed) {
+                            progress = Progress::Durable;
+                        }
+                    }
+                }
+                SyncReport::Failed { error, .. } => {
+                    if self.failure.is_none() {
+                        log::error!("the log failed and writes are refused from now on: {error}");
+                    }
+                    self.failure = Some(error);
+                    progress = Progress::Failed;
+                }
+                SyncReport::Written { .. } => {}
+            }
+        }
+        progress
+    }
+
+    /// Waits until everything submitted is durable or failed (SHUTDOWN), then stops the syncer.
+    pub fn shut_down(&mut self) {
+        self.submit();
+        if let Some(syncer) = self.syncer.take() {
+            if let Err(error) = syncer.shutdown() {
+                log::error!("the log could not be synced at shutdown: {error}");
+            }
+        }
+    }
+}

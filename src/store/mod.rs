@@ -1,0 +1,187 @@
+//! The state the loop owns and the deterministic execution of data commands.
+//!
+//! Execution is `apply(command, now) -> (reply, log record)`: a handler reads the arguments and the
+//! loop's clock value `now_ms` from [`Call`], changes the [`Store`], returns the [`Reply`] and describes
+//! what it changed by appending one or more canonical commands to [`Mutations`]. Handlers never read a
+//! clock, never do I/O and draw randomness only from the store's own seeded generator, whose outcome they
+//! log (SPOP is logged as the SREM of what it popped). Replay runs the logged commands through the same
+//! handlers with the logged clock value, so it always reaches the same state.
+//!
+//! A handler that fails validates before it changes anything, so a failing command changes nothing and
+//! logs nothing.
+
+pub mod keys;
+pub mod keyspace;
+pub mod sets;
+pub mod strings;
+
+use bytes::Bytes;
+use indexmap::IndexSet;
+
+pub use keyspace::{Entry, Key, Keyspace};
+
+use crate::resp::Reply;
+
+pub type SetValue = IndexSet<Bytes, keyspace::Hasher>;
+
+/// A value of one key. Each key has exactly one type; commands of another type get WRONGTYPE.
+#[derive(Debug)]
+pub enum Value {
+    String(Bytes),
+    Set(SetValue),
+}
+
+impl Value {
+    /// The name TYPE answers.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::String(_) => "string",
+            Value::Set(_) => "set",
+        }
+    }
+}
+
+pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
+pub const NOT_AN_INTEGER: &str = "ERR value is not an integer or out of range";
+pub const SYNTAX_ERROR: &str = "ERR syntax error";
+
+pub fn wrong_type() -> Reply {
+    Reply::error(WRONGTYPE)
+}
+
+pub fn syntax_error() -> Reply {
+    Reply::error(SYNTAX_ERROR)
+}
+
+pub fn not_an_integer() -> Reply {
+    Reply::error(NOT_AN_INTEGER)
+}
+
+/// Everything the loop owns that commands act on.
+#[derive(Debug)]
+pub struct Store {
+    pub keyspace: Keyspace,
+    /// State of the generator behind SPOP and SRANDMEMBER (xorshift64*). Seeded at start; its draws are
+    /// never replayed, only their logged outcomes.
+    random_state: u64,
+}
+
+impl Store {
+    pub fn new(random_seed: u64) -> Store {
+        Store {
+            keyspace: Keyspace::new(),
+            random_state: random_seed | 1,
+        }
+    }
+
+    /// A pseudo-random number below `bound` (which must be non-zero).
+    pub fn random_below(&mut self, bound: usize) -> usize {
+        let mut x = self.random_state;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.random_state = x;
+        (x.wrapping_mul(0x2545_F491_4F6C_DD1D) % bound as u64) as usize
+    }
+}
+
+/// The canonical form of what one atomic unit (a command, a transaction, an expiry cycle) changed: the
+/// payload of one log record.
+///
+/// Layout (little-endian): `now_ms: u64`, `command_count: u32`, then per command `argument_count: u32`
+/// and per argument `length: u32` followed by the bytes.
+#[derive(Debug, Default)]
+pub struct Mutations {
+    payload: Vec<u8>,
+    command_count: u32,
+}
+
+impl Mutations {
+    pub fn new() -> Mutations {
+        Mutations::default()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.command_count == 0
+    }
+
+    pub fn command_count(&self) -> u32 {
+        self.command_count
+    }
+
+    /// Appends one canonical command, run at `now_ms`. All commands of one unit share one clock value.
+    pub fn push<'a>(&mut self, now_ms: u64, arguments: impl ExactSizeIterator<Item = &'a [u8]>) {
+        if self.command_count == 0 {
+            self.payload.clear();
+            self.payload.extend_from_slice(&now_ms.to_le_bytes());
+            self.payload.extend_from_slice(&0u32.to_le_bytes());
+        }
+        self.command_count += 1;
+        self.payload.extend_from_slice(&(arguments.len() as u32).to_le_bytes());
+        for argument in arguments {
+            self.payload.extend_from_slice(&(argument.len() as u32).to_le_bytes());
+            self.payload.extend_from_slice(argument);
+        }
+    }
+
+    /// Finishes the unit and returns its payload; the value is left empty for reuse.
+    pub fn take_payload(&mut self) -> Option<&[u8]> {
+        if self.command_count == 0 {
+            return None;
+        }
+        let count = self.command_count;
+        self.payload[8..12].copy_from_slice(&count.to_le_bytes());
+        self.command_count = 0;
+        Some(&self.payload)
+    }
+
+    /// Drops whatever was collected (a transaction aborted before it changed anything).
+    pub fn clear(&mut self) {
+        self.command_count = 0;
+    }
+}
+
+/// One command being executed: its arguments, the loop's clock and where its mutations go.
+pub struct Call<'a> {
+    pub arguments: &'a [&'a [u8]],
+    pub now_ms: u64,
+    pub mutations: &'a mut Mutations,
+}
+
+impl<'a> Call<'a> {
+    pub fn argument(&self, index: usize) -> &'a [u8] {
+        self.arguments[index]
+    }
+
+    pub fn key(&self) -> &'a [u8] {
+        self.arguments[1]
+    }
+
+    /// Logs the command exactly as received: right for every command whose effect depends only on the
+    /// state, its arguments and the clock value carried by the record.
+    pub fn log_as_received(&mut self) {
+        self.mutations
+            .push(self.now_ms, self.arguments.iter().copied());
+    }
+
+    /// Logs a canonical command in place of the one received.
+    pub fn log(&mut self, arguments: &[&[u8]]) {
+        self.mutations.push(self.now_ms, arguments.iter().copied());
+    }
+
+    /// Parses argument `index` as an integer, or answers Redis's error.
+    pub fn integer(&self, index: usize) -> Result<i64, Reply> {
+        crate::resp::parse_integer(self.arguments[index]).ok_or_else(not_an_integer)
+    }
+}
+
+/// Case-insensitive comparison of an argument with an option name given in upper case.
+pub fn is_option(argument: &[u8], upper: &str) -> bool {
+    argument.eq_ignore_ascii_case(upper.as_bytes())
+}
+
+/// Formats an integer as the bytes Redis would store for it.
+pub fn integer_bytes(value: i64) -> Bytes {
+    let mut buffer = itoa::Buffer::new();
+    Bytes::copy_from_slice(buffer.format(value).as_bytes())
+}
