@@ -7,4 +7,5 @@
 //!   loop's clock and yields a reply and, for a mutation, a log record. No I/O, no clock reads.
 //! - `aof`: the log: record framing, the syncer thread (group commit), replay and repair.
 //! - `connection`: one client's buffers and state. `server`: the mio event loop that owns everything.
+pub mod aof;
 pub mod limits;
