@@ -352,7 +352,6 @@ pub fn split_arguments(line: &[u8]) -> Option<Vec<Vec<u8>>> {
                     if index + 1 < line.len() && !line[index + 1].is_ascii_whitespace() {
                         return None;
                     }
-                    in_double = false;
                     index += 1;
                     break;
                 } else {
@@ -369,7 +368,6 @@ pub fn split_arguments(line: &[u8]) -> Option<Vec<Vec<u8>>> {
                     if index + 1 < line.len() && !line[index + 1].is_ascii_whitespace() {
                         return None;
                     }
-                    in_single = false;
                     index += 1;
                     break;
                 }

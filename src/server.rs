@@ -537,7 +537,7 @@ impl Server {
             self.reply(connection, reply);
             return After::Continue;
         }
-        let (reply, after) = self.run(connection, spec, arguments);
+        let (reply, after) = self.run_command(connection, spec, arguments);
         self.commit_mutations();
         self.reply(connection, reply);
         after
@@ -555,7 +555,12 @@ impl Server {
     }
 
     /// Runs a command that has passed the checks; data commands add to `self.mutations`.
-    fn run(&mut self, connection: &mut Connection, spec: &'static CommandSpec, arguments: &[&[u8]]) -> (Reply, After) {
+    fn run_command(
+        &mut self,
+        connection: &mut Connection,
+        spec: &'static CommandSpec,
+        arguments: &[&[u8]],
+    ) -> (Reply, After) {
         match spec.handler {
             Handler::Store(handler) => (
                 command::execute(&mut self.store, spec, handler, arguments, self.now_ms, &mut self.mutations),
@@ -882,7 +887,7 @@ impl Server {
             let arguments: Vec<&[u8]> = arguments.iter().map(Vec::as_slice).collect();
             let spec = command::lookup(arguments[0]).expect("checked when queued");
             self.stats.commands_processed += 1;
-            let (reply, _) = self.run(connection, spec, &arguments);
+            let (reply, _) = self.run_command(connection, spec, &arguments);
             resp::encode(&reply, connection.protocol, &mut encoded);
         }
         Reply::Raw(encoded)
