@@ -1,1 +1,2 @@
+pub mod coupon;
 pub mod idempotency;
