@@ -38,8 +38,9 @@ pub const COUPON_HOLDERS_COUNT_MAX: u64 = 10_000;
 // ---------------------------------------------------------------------------------------------------------
 // Stock (`store::stock`).
 
-/// The largest quantity one call may set, add, take or reserve, and the most units one sku may have
-/// available at once.
+/// The largest quantity one call may set, add, take or reserve; `STOCK.ADD` also refuses to push a sku's
+/// available units past it. (Released holds may still lift `available` above it; counters stay far from
+/// overflow, and `supplied` is checked anyway.)
 pub const STOCK_QUANTITY_MAX: u64 = 1_000_000_000;
 
 /// The longest hold a reservation may ask for: a checkout that takes longer than a day is abandoned.

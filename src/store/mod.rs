@@ -1,2 +1,3 @@
 pub mod coupon;
 pub mod idempotency;
+pub mod stock;
