@@ -10,9 +10,12 @@
 //! A handler that fails validates before it changes anything, so a failing command changes nothing and
 //! logs nothing.
 
+pub mod coupon;
+pub mod idempotency;
 pub mod keys;
 pub mod keyspace;
 pub mod sets;
+pub mod stock;
 pub mod strings;
 
 use bytes::Bytes;
