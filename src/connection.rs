@@ -86,7 +86,13 @@ pub enum ReadOutcome {
 }
 
 impl Connection {
-    pub fn new(id: u64, stream: TcpStream, peer: SocketAddr, now_ms: u64, authenticated: bool) -> Connection {
+    pub fn new(
+        id: u64,
+        stream: TcpStream,
+        peer: SocketAddr,
+        now_ms: u64,
+        authenticated: bool,
+    ) -> Connection {
         Connection {
             id,
             stream,
@@ -124,7 +130,8 @@ impl Connection {
             if self.read_buffer.len() - self.filled < limits::READ_CHUNK_SIZE {
                 self.compact_read_buffer();
                 if self.read_buffer.len() - self.filled < limits::READ_CHUNK_SIZE {
-                    let grown = (self.read_buffer.len() * 2).max(self.filled + limits::READ_CHUNK_SIZE);
+                    let grown =
+                        (self.read_buffer.len() * 2).max(self.filled + limits::READ_CHUNK_SIZE);
                     self.read_buffer.resize(grown, 0);
                 }
             }
@@ -134,7 +141,9 @@ impl Connection {
                     self.filled += count;
                     read_this_turn += count;
                 }
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return ReadOutcome::Drained,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    return ReadOutcome::Drained
+                }
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
                 Err(_) => return ReadOutcome::Closed,
             }
@@ -194,7 +203,11 @@ impl Connection {
     /// Releases replies whose records are durable now. Returns true if any bytes became writable.
     pub fn release(&mut self, durable: u64) -> bool {
         let mut released = false;
-        while self.held.front().is_some_and(|held| held.sequence <= durable) {
+        while self
+            .held
+            .front()
+            .is_some_and(|held| held.sequence <= durable)
+        {
             self.held.pop_front();
             released = true;
         }
@@ -231,7 +244,9 @@ impl Connection {
     }
 
     fn writable_end(&self) -> usize {
-        self.held.front().map_or(self.output.len(), |held| held.start)
+        self.held
+            .front()
+            .map_or(self.output.len(), |held| held.start)
     }
 
     /// Writes what may be written. Returns false if the socket failed.

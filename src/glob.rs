@@ -54,8 +54,14 @@ fn match_class(pattern: &[u8], byte: u8) -> (usize, bool) {
         if pattern[index] == b'\\' && index + 1 < pattern.len() {
             index += 1;
             matched |= pattern[index] == byte;
-        } else if index + 2 < pattern.len() && pattern[index + 1] == b'-' && pattern[index + 2] != b']' {
-            let (low, high) = (pattern[index].min(pattern[index + 2]), pattern[index].max(pattern[index + 2]));
+        } else if index + 2 < pattern.len()
+            && pattern[index + 1] == b'-'
+            && pattern[index + 2] != b']'
+        {
+            let (low, high) = (
+                pattern[index].min(pattern[index + 2]),
+                pattern[index].max(pattern[index + 2]),
+            );
             matched |= (low..=high).contains(&byte);
             index += 2;
         } else {
@@ -91,7 +97,11 @@ mod tests {
             ("*a*a*a*a*b", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", false),
         ];
         for (pattern, subject, expected) in cases {
-            assert_eq!(matches(pattern.as_bytes(), subject.as_bytes()), *expected, "{pattern} ~ {subject}");
+            assert_eq!(
+                matches(pattern.as_bytes(), subject.as_bytes()),
+                *expected,
+                "{pattern} ~ {subject}"
+            );
         }
     }
 }

@@ -59,9 +59,9 @@ pub fn info(server: &Server, arguments: &[&[u8]]) -> String {
         .collect();
     let wanted = |section: &str| {
         requested.is_empty()
-            || requested
-                .iter()
-                .any(|name| name == section || name == "all" || name == "everything" || name == "default")
+            || requested.iter().any(|name| {
+                name == section || name == "all" || name == "everything" || name == "default"
+            })
     };
     let mut text = String::new();
     for section in DEFAULT_SECTIONS {
@@ -77,7 +77,9 @@ pub fn info(server: &Server, arguments: &[&[u8]]) -> String {
             "memory" => memory_section(&view, &mut text),
             "persistence" => persistence_section(&view, &mut text),
             "stats" => stats_section(&view, &mut text),
-            "replication" => text.push_str("# Replication\r\nrole:master\r\nconnected_slaves:0\r\n"),
+            "replication" => {
+                text.push_str("# Replication\r\nrole:master\r\nconnected_slaves:0\r\n")
+            }
             "cpu" => cpu_section(&mut text),
             "keyspace" => keyspace_section(&view, &mut text),
             _ => {}
@@ -169,7 +171,11 @@ fn persistence_section(view: &View, text: &mut String) {
          rdb_changes_since_last_save:{}\r\n",
         journal.is_enabled() as u8,
         journal.policy.name(),
-        if journal.failure.is_some() { "err" } else { "ok" },
+        if journal.failure.is_some() {
+            "err"
+        } else {
+            "ok"
+        },
         journal.failure.as_deref().unwrap_or(""),
         journal.last_sequence(),
         journal.durable_sequence(),
@@ -293,10 +299,9 @@ pub fn config(server: &mut Server, arguments: &[&[u8]]) -> Reply {
             let view = server.introspection_view();
             let mut pairs = Vec::new();
             for (name, _) in PARAMETERS {
-                if arguments[2..]
-                    .iter()
-                    .any(|pattern| crate::glob::matches(&pattern.to_ascii_lowercase(), name.as_bytes()))
-                {
+                if arguments[2..].iter().any(|pattern| {
+                    crate::glob::matches(&pattern.to_ascii_lowercase(), name.as_bytes())
+                }) {
                     pairs.push((
                         Reply::bulk(name.as_bytes()),
                         Reply::bulk(parameter_value(&view, name).as_bytes()),
@@ -305,7 +310,9 @@ pub fn config(server: &mut Server, arguments: &[&[u8]]) -> Reply {
             }
             Reply::Map(pairs)
         }
-        "set" if arguments.len() >= 4 && arguments.len() % 2 == 0 => config_set(server, &arguments[2..]),
+        "set" if arguments.len() >= 4 && arguments.len() % 2 == 0 => {
+            config_set(server, &arguments[2..])
+        }
         "resetstat" if arguments.len() == 2 => Reply::OK,
         "get" | "set" | "resetstat" => command::wrong_arity(&format!("config|{subcommand}")),
         _ => Reply::error(format!(
@@ -354,7 +361,11 @@ fn config_set(server: &mut Server, pairs: &[&[u8]]) -> Reply {
                         Ok(limit) if limit > 0 => Change::OutputLimit(limit),
                         _ => return invalid("the hard limit must be a positive number of bytes"),
                     },
-                    _ => return invalid("expected 'normal <hard-bytes> <soft-bytes> <soft-seconds>'"),
+                    _ => {
+                        return invalid(
+                            "expected 'normal <hard-bytes> <soft-bytes> <soft-seconds>'",
+                        )
+                    }
                 }
             }
             "protected-mode" => match value.as_str() {
@@ -449,7 +460,10 @@ fn command_info(spec: &CommandSpec) -> Reply {
 
 fn command_docs(spec: &CommandSpec) -> Reply {
     Reply::Map(vec![
-        (Reply::bulk(b"summary"), Reply::bulk(spec.summary.as_bytes())),
+        (
+            Reply::bulk(b"summary"),
+            Reply::bulk(spec.summary.as_bytes()),
+        ),
         (Reply::bulk(b"since"), Reply::bulk(b"0.1.0")),
         (Reply::bulk(b"group"), Reply::bulk(spec.group.as_bytes())),
     ])

@@ -62,7 +62,6 @@ const _: () = assert!(UNAUTHENTICATED_BULK_LENGTH_MAX <= UNAUTHENTICATED_QUERY_B
 const _: () = assert!(BULK_LENGTH_MAX < QUERY_BUFFER_SIZE_MAX);
 const _: () = assert!(READ_CHUNK_SIZE <= READ_SIZE_PER_ITERATION_MAX);
 
-
 /// Largest payload one log record may carry: one bulk string at its largest plus the framing of the other
 /// arguments of a command or transaction. A record header that claims more is damage, never a real record,
 /// so the scanner cannot be sent reading (or hashing) gigabytes on the word of a flipped bit.

@@ -29,7 +29,11 @@ fn run(config: Config) -> Result<(), String> {
         env!("CARGO_PKG_VERSION"),
         std::process::id(),
         config.dir.display(),
-        if config.appendonly == YesNo::Yes { "yes" } else { "no" },
+        if config.appendonly == YesNo::Yes {
+            "yes"
+        } else {
+            "no"
+        },
         config.appendfsync.policy().name()
     );
     let seed = system_time_ms() ^ (u64::from(std::process::id()) << 32);
@@ -42,7 +46,8 @@ fn run(config: Config) -> Result<(), String> {
     );
     let poll = Poll::new().map_err(|error| format!("cannot create the event loop: {error}"))?;
     let waker = Arc::new(
-        Waker::new(poll.registry(), Token(1)).map_err(|error| format!("cannot create the waker: {error}"))?,
+        Waker::new(poll.registry(), Token(1))
+            .map_err(|error| format!("cannot create the waker: {error}"))?,
     );
     let journal = match recovered.storage {
         Some(storage) => {
@@ -60,8 +65,17 @@ fn run(config: Config) -> Result<(), String> {
         }
         None => Journal::disabled(recovered.next_sequence),
     };
-    let mut server = Server::bind(config, recovered.store, journal, poll, waker, recovered.last_now_ms)
-        .map_err(|error| format!("cannot listen: {error}"))?;
+    let mut server = Server::bind(
+        config,
+        recovered.store,
+        journal,
+        poll,
+        waker,
+        recovered.last_now_ms,
+    )
+    .map_err(|error| format!("cannot listen: {error}"))?;
     log::info!("Ready to accept connections on {}", server.local_address());
-    server.run().map_err(|error| format!("the event loop failed: {error}"))
+    server
+        .run()
+        .map_err(|error| format!("the event loop failed: {error}"))
 }

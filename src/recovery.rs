@@ -65,7 +65,10 @@ pub fn log_files(directory: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
         let entry = entry?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        let Some(number) = name.strip_prefix("log-").and_then(|rest| rest.strip_suffix(".aof")) else {
+        let Some(number) = name
+            .strip_prefix("log-")
+            .and_then(|rest| rest.strip_suffix(".aof"))
+        else {
             continue;
         };
         if let Ok(first_sequence) = number.parse::<u64>() {
@@ -79,23 +82,32 @@ pub fn log_files(directory: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
 /// Recovers the state from `config.dir`, creating the directory and an empty log if there is none.
 pub fn recover(config: &Config, random_seed: u64) -> Result<Recovered, RecoveryError> {
     let started = Instant::now();
-    fs::create_dir_all(&config.dir).map_err(|error| io_error("cannot create the data directory", &config.dir, error))?;
+    fs::create_dir_all(&config.dir)
+        .map_err(|error| io_error("cannot create the data directory", &config.dir, error))?;
     let mut store = Store::new(random_seed);
-    let files = log_files(&config.dir).map_err(|error| io_error("cannot list", &config.dir, error))?;
+    let files =
+        log_files(&config.dir).map_err(|error| io_error("cannot list", &config.dir, error))?;
     let mut replay = Replay::new(&mut store, u64::MAX);
     let file_count = files.len();
     for (index, (first_sequence, path)) in files.iter().enumerate() {
         let is_last = index + 1 == file_count;
         replay.file(path, *first_sequence, is_last, true)?;
     }
-    let (next_sequence, last_now_ms, records, bytes) =
-        (replay.next_sequence, replay.last_now_ms, replay.records, replay.bytes);
+    let (next_sequence, last_now_ms, records, bytes) = (
+        replay.next_sequence,
+        replay.last_now_ms,
+        replay.records,
+        replay.bytes,
+    );
     let storage = if config.appendonly == crate::config::YesNo::Yes {
         let path = match files.last() {
             Some((_, path)) => path.clone(),
             None => config.dir.join(log_file_name(next_sequence)),
         };
-        Some(FileStorage::open(&path, next_sequence).map_err(|error| io_error("cannot open the log", &path, error))?)
+        Some(
+            FileStorage::open(&path, next_sequence)
+                .map_err(|error| io_error("cannot open the log", &path, error))?,
+        )
     } else {
         None
     };
@@ -114,7 +126,8 @@ pub fn recover(config: &Config, random_seed: u64) -> Result<Recovered, RecoveryE
 /// log failed, to drop whatever the failed records had done in memory.
 pub fn reload(config: &Config, through_sequence: u64) -> Result<Store, RecoveryError> {
     let mut store = Store::new(crate::server::system_time_ms());
-    let files = log_files(&config.dir).map_err(|error| io_error("cannot list", &config.dir, error))?;
+    let files =
+        log_files(&config.dir).map_err(|error| io_error("cannot list", &config.dir, error))?;
     let mut replay = Replay::new(&mut store, through_sequence);
     for (first_sequence, path) in &files {
         if *first_sequence > through_sequence {
@@ -149,15 +162,25 @@ impl<'s> Replay<'s> {
     }
 
     /// Replays one file. `may_cut`: a torn tail may be cut (the last file, at start-up).
-    fn file(&mut self, path: &Path, first_sequence: u64, is_last: bool, may_cut: bool) -> Result<(), RecoveryError> {
+    fn file(
+        &mut self,
+        path: &Path,
+        first_sequence: u64,
+        is_last: bool,
+        may_cut: bool,
+    ) -> Result<(), RecoveryError> {
         let file = fs::File::open(path).map_err(|error| io_error("cannot open", path, error))?;
-        let length = file.metadata().map_err(|error| io_error("cannot stat", path, error))?.len();
+        let length = file
+            .metadata()
+            .map_err(|error| io_error("cannot stat", path, error))?
+            .len();
         if length == 0 {
             return Ok(());
         }
         // Safety: the map is read-only and private to this process; nothing else writes the file while
         // the server starts (the data directory belongs to one server).
-        let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|error| io_error("cannot map", path, error))?;
+        let map = unsafe { memmap2::Mmap::map(&file) }
+            .map_err(|error| io_error("cannot map", path, error))?;
         let mut scanner = Scanner::new(&map);
         if let Some(found) = scanner.first_sequence() {
             if found != first_sequence || found != self.next_sequence {

@@ -58,7 +58,10 @@ pub enum Request {
     /// [`RequestDecoder::argument_ranges`].
     Multibulk { consumed: usize },
     /// An inline command, unquoted into owned arguments. May be empty (a blank line), which Redis ignores.
-    Inline { consumed: usize, arguments: Vec<Vec<u8>> },
+    Inline {
+        consumed: usize,
+        arguments: Vec<Vec<u8>>,
+    },
     /// `*0` or a negative count: Redis ignores these without a reply.
     Empty { consumed: usize },
 }
@@ -106,8 +109,7 @@ impl RequestDecoder {
             if first != b'*' {
                 return decode_inline(buffer);
             }
-            let Some(line_end) = parse_header_line(buffer, 1, HeaderKind::Multibulk)?
-            else {
+            let Some(line_end) = parse_header_line(buffer, 1, HeaderKind::Multibulk)? else {
                 return Ok(None);
             };
             let count = parse_integer(&buffer[1..line_end - 2]);
@@ -148,7 +150,9 @@ impl RequestDecoder {
                         return Ok(None);
                     };
                     let length = match parse_integer(&buffer[start + 1..line_end - 2]) {
-                        Some(length) if length >= 0 && length as u64 <= limits.bulk_length_max as u64 => {
+                        Some(length)
+                            if length >= 0 && length as u64 <= limits.bulk_length_max as u64 =>
+                        {
                             length as usize
                         }
                         Some(length)
@@ -456,10 +460,13 @@ pub fn encode(reply: &Reply, protocol: Protocol, out: &mut Vec<u8>) {
         Reply::Error(text) => {
             out.push(b'-');
             // An error line can't carry CR or LF; Redis replaces them with spaces too.
-            out.extend(
-                text.bytes()
-                    .map(|byte| if byte == b'\r' || byte == b'\n' { b' ' } else { byte }),
-            );
+            out.extend(text.bytes().map(|byte| {
+                if byte == b'\r' || byte == b'\n' {
+                    b' '
+                } else {
+                    byte
+                }
+            }));
             out.extend_from_slice(b"\r\n");
         }
         Reply::Integer(value) => encode_header(out, b':', *value),
@@ -479,7 +486,11 @@ pub fn encode(reply: &Reply, protocol: Protocol, out: &mut Vec<u8>) {
             }
         }
         Reply::Set(items) => {
-            let marker = if protocol == Protocol::Resp3 { b'~' } else { b'*' };
+            let marker = if protocol == Protocol::Resp3 {
+                b'~'
+            } else {
+                b'*'
+            };
             encode_header(out, marker, items.len() as i64);
             for item in items {
                 encode(item, protocol, out);
@@ -597,12 +608,15 @@ mod tests {
     }
 
     fn arguments(list: &[&str]) -> Vec<Vec<u8>> {
-        list.iter().map(|argument| argument.as_bytes().to_vec()).collect()
+        list.iter()
+            .map(|argument| argument.as_bytes().to_vec())
+            .collect()
     }
 
     #[test]
     fn decodes_multibulk_and_inline() {
-        let commands = decode_all(b"*2\r\n$4\r\nECHO\r\n$5\r\nhello\r\nPING\r\nSET a \"b c\"\r\n").unwrap();
+        let commands =
+            decode_all(b"*2\r\n$4\r\nECHO\r\n$5\r\nhello\r\nPING\r\nSET a \"b c\"\r\n").unwrap();
         assert_eq!(
             commands,
             vec![
@@ -616,7 +630,10 @@ mod tests {
     // The cases below are those of Redis's tests/unit/protocol.tcl.
     #[test]
     fn negative_multibulk_length_is_ignored() {
-        assert_eq!(decode_all(b"*-10\r\nPING\r\n").unwrap(), vec![arguments(&["PING"])]);
+        assert_eq!(
+            decode_all(b"*-10\r\nPING\r\n").unwrap(),
+            vec![arguments(&["PING"])]
+        );
     }
 
     #[test]
@@ -627,22 +644,34 @@ mod tests {
 
     #[test]
     fn wrong_multibulk_payload_header() {
-        assert_eq!(error_of(b"*3\r\n$3\r\nSET\r\n$1\r\nx\r\nfooz\r\n"), "expected '$', got 'f'");
+        assert_eq!(
+            error_of(b"*3\r\n$3\r\nSET\r\n$1\r\nx\r\nfooz\r\n"),
+            "expected '$', got 'f'"
+        );
     }
 
     #[test]
     fn negative_multibulk_payload_length() {
-        assert_eq!(error_of(b"*3\r\n$3\r\nSET\r\n$1\r\nx\r\n$-10\r\n"), "invalid bulk length");
+        assert_eq!(
+            error_of(b"*3\r\n$3\r\nSET\r\n$1\r\nx\r\n$-10\r\n"),
+            "invalid bulk length"
+        );
     }
 
     #[test]
     fn out_of_range_multibulk_payload_length() {
-        assert_eq!(error_of(b"*3\r\n$3\r\nSET\r\n$1\r\nx\r\n$2000000000\r\n"), "invalid bulk length");
+        assert_eq!(
+            error_of(b"*3\r\n$3\r\nSET\r\n$1\r\nx\r\n$2000000000\r\n"),
+            "invalid bulk length"
+        );
     }
 
     #[test]
     fn non_number_multibulk_payload_length() {
-        assert_eq!(error_of(b"*3\r\n$3\r\nSET\r\n$1\r\nx\r\n$blabla\r\n"), "invalid bulk length");
+        assert_eq!(
+            error_of(b"*3\r\n$3\r\nSET\r\n$1\r\nx\r\n$blabla\r\n"),
+            "invalid bulk length"
+        );
     }
 
     #[test]
@@ -656,13 +685,22 @@ mod tests {
         input.extend_from_slice(b"\r\n");
         assert_eq!(error_of(&input), "too big inline request");
         // Without any newline at all, too: the decoder must not wait forever.
-        assert_eq!(error_of(&vec![b'a'; limits::INLINE_LENGTH_MAX + 1]), "too big inline request");
+        assert_eq!(
+            error_of(&vec![b'a'; limits::INLINE_LENGTH_MAX + 1]),
+            "too big inline request"
+        );
     }
 
     #[test]
     fn unbalanced_quotes_in_inline_request() {
-        assert_eq!(error_of(b"set \"\"\"test-key\"\"\" test-value\r\n"), "unbalanced quotes in request");
-        assert_eq!(error_of(b"set \"unterminated\r\n"), "unbalanced quotes in request");
+        assert_eq!(
+            error_of(b"set \"\"\"test-key\"\"\" test-value\r\n"),
+            "unbalanced quotes in request"
+        );
+        assert_eq!(
+            error_of(b"set \"unterminated\r\n"),
+            "unbalanced quotes in request"
+        );
         assert_eq!(error_of(b"set 'a\r\n"), "unbalanced quotes in request");
     }
 
@@ -679,10 +717,14 @@ mod tests {
     #[test]
     fn unauthenticated_limits() {
         let mut decoder = RequestDecoder::new();
-        let error = decoder.decode(b"*11\r\n", DecodeLimits::UNAUTHENTICATED).unwrap_err();
+        let error = decoder
+            .decode(b"*11\r\n", DecodeLimits::UNAUTHENTICATED)
+            .unwrap_err();
         assert_eq!(error.0, "unauthenticated multibulk length");
         let mut decoder = RequestDecoder::new();
-        let error = decoder.decode(b"*1\r\n$16385\r\n", DecodeLimits::UNAUTHENTICATED).unwrap_err();
+        let error = decoder
+            .decode(b"*1\r\n$16385\r\n", DecodeLimits::UNAUTHENTICATED)
+            .unwrap_err();
         assert_eq!(error.0, "unauthenticated bulk length");
     }
 
@@ -690,7 +732,12 @@ mod tests {
     fn inline_quoting() {
         assert_eq!(
             split_arguments(br#"set "a\x41\n" 'it\'s' plain"#).unwrap(),
-            vec![b"set".to_vec(), b"aA\n".to_vec(), b"it's".to_vec(), b"plain".to_vec()]
+            vec![
+                b"set".to_vec(),
+                b"aA\n".to_vec(),
+                b"it's".to_vec(),
+                b"plain".to_vec()
+            ]
         );
         assert_eq!(split_arguments(b"   ").unwrap(), Vec::<Vec<u8>>::new());
         assert_eq!(split_arguments(b"\"\"").unwrap(), vec![Vec::<u8>::new()]);
@@ -700,7 +747,10 @@ mod tests {
     fn a_large_declared_bulk_reserves_nothing_and_waits() {
         let mut decoder = RequestDecoder::new();
         let input = b"*1\r\n$400000000\r\nabc";
-        assert_eq!(decoder.decode(input, DecodeLimits::AUTHENTICATED).unwrap(), None);
+        assert_eq!(
+            decoder.decode(input, DecodeLimits::AUTHENTICATED).unwrap(),
+            None
+        );
         assert!(decoder.bytes_needed() > 400_000_000);
         assert!(decoder.ranges.capacity() <= ARGUMENT_RESERVE_MAX);
     }
@@ -712,7 +762,12 @@ mod tests {
         assert_eq!(parse_integer(b"9223372036854775807"), Some(i64::MAX));
         assert_eq!(parse_integer(b"9223372036854775808"), None);
         for bad in [&b""[..], b"-", b"01", b"-0", b"+1", b" 1", b"1 ", b"1a"] {
-            assert_eq!(parse_integer(bad), None, "{:?}", String::from_utf8_lossy(bad));
+            assert_eq!(
+                parse_integer(bad),
+                None,
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
     }
 

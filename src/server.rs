@@ -105,9 +105,15 @@ impl Server {
         waker: Arc<Waker>,
         clock_floor_ms: u64,
     ) -> io::Result<Server> {
-        let address: SocketAddr = format!("{}:{}", config.bind, config.port)
-            .parse()
-            .map_err(|error| io::Error::new(io::ErrorKind::InvalidInput, format!("--bind/--port: {error}")))?;
+        let address: SocketAddr =
+            format!("{}:{}", config.bind, config.port)
+                .parse()
+                .map_err(|error| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidInput,
+                        format!("--bind/--port: {error}"),
+                    )
+                })?;
         let mut listener = TcpListener::bind(address)?;
         let local_address = listener.local_addr()?;
         poll.registry()
@@ -206,7 +212,11 @@ impl Server {
             return Some(Duration::ZERO);
         }
         let mut timeout_ms = 1000;
-        if let Some(at) = self.store.keyspace.next_expiry_ms() {
+        let deadlines = [
+            self.store.keyspace.next_expiry_ms(),
+            self.store.keyspace.next_timer_ms(),
+        ];
+        for at in deadlines.into_iter().flatten() {
             timeout_ms = timeout_ms.min(at.saturating_sub(self.now_ms).max(1));
         }
         Some(Duration::from_millis(timeout_ms))
@@ -233,7 +243,10 @@ impl Server {
                 let _ = stream.write(b"-ERR max number of clients reached\r\n");
                 continue;
             }
-            if self.settings.requirepass.is_none() && self.settings.protected_mode && !peer.ip().is_loopback() {
+            if self.settings.requirepass.is_none()
+                && self.settings.protected_mode
+                && !peer.ip().is_loopback()
+            {
                 self.stats.connections_rejected += 1;
                 let _ = stream.write(
                     b"-DENIED dibs is running in protected mode: no password is set, so only clients on \
@@ -260,7 +273,13 @@ impl Server {
             let id = self.next_client_id;
             self.next_client_id += 1;
             let authenticated = self.settings.requirepass.is_none();
-            self.connections[slot] = Some(Box::new(Connection::new(id, stream, peer, self.now_ms, authenticated)));
+            self.connections[slot] = Some(Box::new(Connection::new(
+                id,
+                stream,
+                peer,
+                self.now_ms,
+                authenticated,
+            )));
             self.connection_count += 1;
         }
     }
@@ -275,7 +294,11 @@ impl Server {
     }
 
     fn read_and_process(&mut self, slot: usize) {
-        let Some(connection) = self.connections.get_mut(slot).and_then(|slot| slot.as_mut()) else {
+        let Some(connection) = self
+            .connections
+            .get_mut(slot)
+            .and_then(|slot| slot.as_mut())
+        else {
             return;
         };
         let before = connection.filled;
@@ -319,7 +342,9 @@ impl Server {
                 break;
             }
             let available = &buffer[connection.consumed..connection.filled];
-            if connection.decoder.in_progress() && available.len() < connection.decoder.bytes_needed() {
+            if connection.decoder.in_progress()
+                && available.len() < connection.decoder.bytes_needed()
+            {
                 break;
             }
             let decode_limits = if connection.authenticated {
@@ -339,7 +364,10 @@ impl Server {
                     after = self.execute(&mut connection, &arguments);
                     connection.consumed += consumed;
                 }
-                Ok(Some(Request::Inline { consumed, arguments })) => {
+                Ok(Some(Request::Inline {
+                    consumed,
+                    arguments,
+                })) => {
                     if !arguments.is_empty() {
                         let arguments: Vec<&[u8]> = arguments.iter().map(Vec::as_slice).collect();
                         after = self.execute(&mut connection, &arguments);
@@ -402,13 +430,18 @@ impl Server {
         slots.sort_unstable();
         slots.dedup();
         for slot in slots {
-            let Some(connection) = self.connections.get_mut(slot).and_then(|slot| slot.as_mut()) else {
+            let Some(connection) = self
+                .connections
+                .get_mut(slot)
+                .and_then(|slot| slot.as_mut())
+            else {
                 continue;
             };
             let before = connection.pending_output();
             let healthy = connection.flush();
             self.stats.output_bytes += (before - connection.pending_output()) as u64;
-            let finished = connection.output_is_empty() && (connection.close_after_reply || connection.broken);
+            let finished =
+                connection.output_is_empty() && (connection.close_after_reply || connection.broken);
             if !healthy || finished {
                 self.close(slot);
             } else if connection.broken && !connection.has_held_replies() {
@@ -436,7 +469,11 @@ impl Server {
         let durable = self.journal.durable_sequence();
         let mut still_holding = Vec::new();
         for slot in std::mem::take(&mut self.holding) {
-            let Some(connection) = self.connections.get_mut(slot).and_then(|slot| slot.as_mut()) else {
+            let Some(connection) = self
+                .connections
+                .get_mut(slot)
+                .and_then(|slot| slot.as_mut())
+            else {
                 continue;
             };
             if connection.release(durable) {
@@ -454,7 +491,11 @@ impl Server {
     fn fail_held(&mut self) {
         let error = self.log_failure_reply();
         for slot in std::mem::take(&mut self.holding) {
-            if let Some(connection) = self.connections.get_mut(slot).and_then(|slot| slot.as_mut()) {
+            if let Some(connection) = self
+                .connections
+                .get_mut(slot)
+                .and_then(|slot| slot.as_mut())
+            {
                 self.stats.replies_failed_by_log += connection.fail_held(&error) as u64;
                 self.pending_output.push(slot);
             }
@@ -481,7 +522,9 @@ impl Server {
                 );
             }
             Err(error) => {
-                log::error!("could not reload the durable state after the log failed: {error}; exiting");
+                log::error!(
+                    "could not reload the durable state after the log failed: {error}; exiting"
+                );
                 std::process::exit(1);
             }
         }
@@ -516,14 +559,20 @@ impl Server {
         connection.last_command_at_ms = self.now_ms;
         if let Some(queued) = &mut connection.transaction {
             if spec.flags & command::NOT_IN_MULTI != 0 {
-                let reply = Reply::error(format!("ERR {} inside MULTI is not allowed", spec.name.to_uppercase()));
+                let reply = Reply::error(format!(
+                    "ERR {} inside MULTI is not allowed",
+                    spec.name.to_uppercase()
+                ));
                 self.reply(connection, reply);
                 return After::Continue;
             }
             if spec.flags & command::NO_QUEUE == 0 {
                 if queued.len() >= limits::TRANSACTION_COMMANDS_MAX {
                     connection.transaction_failed = true;
-                    self.reply(connection, Reply::error("ERR too many commands queued in this MULTI"));
+                    self.reply(
+                        connection,
+                        Reply::error("ERR too many commands queued in this MULTI"),
+                    );
                 } else {
                     queued.push(arguments.iter().map(|argument| argument.to_vec()).collect());
                     self.reply(connection, Reply::status("QUEUED"));
@@ -551,7 +600,11 @@ impl Server {
     }
 
     fn reply(&mut self, connection: &mut Connection, reply: Reply) {
-        connection.reply(&reply, self.journal.reply_requirement(), self.journal.durable_sequence());
+        connection.reply(
+            &reply,
+            self.journal.reply_requirement(),
+            self.journal.durable_sequence(),
+        );
     }
 
     /// Runs a command that has passed the checks; data commands add to `self.mutations`.
@@ -563,7 +616,14 @@ impl Server {
     ) -> (Reply, After) {
         match spec.handler {
             Handler::Store(handler) => (
-                command::execute(&mut self.store, spec, handler, arguments, self.now_ms, &mut self.mutations),
+                command::execute(
+                    &mut self.store,
+                    spec,
+                    handler,
+                    arguments,
+                    self.now_ms,
+                    &mut self.mutations,
+                ),
                 After::Continue,
             ),
             Handler::Server(which) => self.run_server_command(connection, which, arguments),
@@ -599,7 +659,11 @@ impl Server {
             ServerCommand::Config => self.config_command(arguments),
             ServerCommand::Info => Reply::Verbatim("txt", self.info(arguments).into()),
             ServerCommand::Shutdown => {
-                log::info!("SHUTDOWN requested by client id={} addr={}", connection.id, connection.peer);
+                log::info!(
+                    "SHUTDOWN requested by client id={} addr={}",
+                    connection.id,
+                    connection.peer
+                );
                 return (Reply::OK, After::Shutdown);
             }
             ServerCommand::Time => {
@@ -655,7 +719,9 @@ impl Server {
                 Some(2) => Protocol::Resp2,
                 Some(3) => Protocol::Resp3,
                 Some(_) => return Reply::error("NOPROTO unsupported protocol version"),
-                None => return Reply::error("ERR Protocol version is not an integer or out of range"),
+                None => {
+                    return Reply::error("ERR Protocol version is not an integer or out of range")
+                }
             };
             index = 2;
         }
@@ -691,7 +757,10 @@ impl Server {
         connection.protocol = protocol;
         Reply::Map(vec![
             (Reply::bulk(b"server"), Reply::bulk(b"dibs")),
-            (Reply::bulk(b"version"), Reply::bulk(env!("CARGO_PKG_VERSION").as_bytes())),
+            (
+                Reply::bulk(b"version"),
+                Reply::bulk(env!("CARGO_PKG_VERSION").as_bytes()),
+            ),
             (
                 Reply::bulk(b"proto"),
                 Reply::Integer(if protocol == Protocol::Resp3 { 3 } else { 2 }),
@@ -773,7 +842,9 @@ impl Server {
                 }
                 Reply::OK
             }
-            "info" if arguments.len() == 2 => Reply::Verbatim("txt", self.client_line(connection).into()),
+            "info" if arguments.len() == 2 => {
+                Reply::Verbatim("txt", self.client_line(connection).into())
+            }
             "list" if arguments.len() == 2 => {
                 let mut text = self.client_line(connection);
                 for other in self.connections.iter().flatten() {
@@ -784,7 +855,12 @@ impl Server {
             "help" => Reply::Array(
                 [
                     "CLIENT <subcommand> [<arg> ...]. Subcommands are:",
-                    "ID", "GETNAME", "SETNAME <name>", "SETINFO <LIB-NAME|LIB-VER> <value>", "INFO", "LIST",
+                    "ID",
+                    "GETNAME",
+                    "SETNAME <name>",
+                    "SETINFO <LIB-NAME|LIB-VER> <value>",
+                    "INFO",
+                    "LIST",
                 ]
                 .iter()
                 .map(|line| Reply::Status((*line).into()))
@@ -829,7 +905,11 @@ impl Server {
             return Reply::error("ERR too many watched keys");
         }
         for key in &arguments[1..] {
-            if connection.watched.iter().any(|watched| &watched.key[..] == *key) {
+            if connection
+                .watched
+                .iter()
+                .any(|watched| &watched.key[..] == *key)
+            {
                 continue;
             }
             let existed = self.store.keyspace.contains(key, self.now_ms);
@@ -913,12 +993,21 @@ impl Server {
             .store
             .keyspace
             .expire_due(self.now_ms, limits::EXPIRED_KEYS_PER_ITERATION_MAX);
-        if expired.is_empty() {
-            return;
-        }
         for key in &expired {
-            self.mutations.push(self.now_ms, [&b"DEL"[..], &key[..]].into_iter());
+            self.mutations
+                .push(self.now_ms, [&b"DEL"[..], &key[..]].into_iter());
             self.store.keyspace.touch(key);
+        }
+        let fired = store::fire_due_timers(
+            &mut self.store,
+            self.now_ms,
+            limits::EXPIRED_KEYS_PER_ITERATION_MAX,
+            &mut self.mutations,
+        );
+        if !self.mutations.is_empty() {
+            for key in &fired {
+                self.store.keyspace.touch(key);
+            }
         }
         // If more are due, `poll_timeout` brings the loop back within a millisecond.
         self.commit_mutations();

@@ -39,7 +39,13 @@ pub fn type_of(store: &mut Store, call: &mut Call) -> Reply {
 }
 
 /// EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT key time [NX | XX | GT | LT]
-fn expire_generic(store: &mut Store, call: &mut Call, unit_ms: i64, relative: bool, command: &str) -> Reply {
+fn expire_generic(
+    store: &mut Store,
+    call: &mut Call,
+    unit_ms: i64,
+    relative: bool,
+    command: &str,
+) -> Reply {
     let Some(amount) = crate::resp::parse_integer(call.argument(2)) else {
         return super::not_an_integer();
     };
@@ -171,10 +177,13 @@ pub fn scan(store: &mut Store, call: &mut Call) -> Reply {
         Ok(options) => options,
         Err(reply) => return reply,
     };
-    let (next, keys) = store.keyspace.scan(cursor, count, call.now_ms, |key, value| {
-        pattern.is_none_or(|pattern| crate::glob::matches(pattern, key))
-            && type_filter.is_none_or(|wanted| value.type_name().as_bytes().eq_ignore_ascii_case(wanted))
-    });
+    let (next, keys) = store
+        .keyspace
+        .scan(cursor, count, call.now_ms, |key, value| {
+            pattern.is_none_or(|pattern| crate::glob::matches(pattern, key))
+                && type_filter
+                    .is_none_or(|wanted| value.type_name().as_bytes().eq_ignore_ascii_case(wanted))
+        });
     scan_reply(next, keys)
 }
 
@@ -186,7 +195,8 @@ pub fn keys(store: &mut Store, call: &mut Call) -> Reply {
         .keyspace
         .iter()
         .filter(|(key, entry)| {
-            !matches!(entry.expires_at_ms, Some(at) if at <= now_ms) && crate::glob::matches(pattern, key)
+            !matches!(entry.expires_at_ms, Some(at) if at <= now_ms)
+                && crate::glob::matches(pattern, key)
         })
         .map(|(key, _)| Reply::Bulk(key.clone()))
         .collect();

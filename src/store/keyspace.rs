@@ -8,6 +8,9 @@
 //!   positions from the end towards the start, so a removal only ever moves an already-visited entry into
 //!   the unvisited part: every key present for a whole SCAN is returned at least once (possibly twice).
 //! - WATCH support: a key that some client watches carries a version that every modification bumps.
+//! - Timers: a value with deadlines inside it (stock reservations, waiting-room passes) registers its
+//!   earliest one with [`Keyspace::set_timer`]; the loop's active cycle takes due timers in bounded
+//!   batches with [`Keyspace::take_due_timers`]. Removing or replacing a key drops its timer.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -39,6 +42,9 @@ pub struct Keyspace {
     expiries: BTreeSet<(u64, Key)>,
     watched: HashMap<Key, Watch, Hasher>,
     touches: u64,
+    /// (deadline, key) for every value with an internal deadline, and each key's current deadline.
+    timers: BTreeSet<(u64, Key)>,
+    timer_of: HashMap<Key, u64, Hasher>,
     pub expired_keys_total: u64,
 }
 
@@ -94,6 +100,7 @@ impl Keyspace {
     }
 
     pub fn insert_with_expiry(&mut self, key: &[u8], value: Value, expires_at_ms: Option<u64>) {
+        self.set_timer(key, None);
         if let Some(entry) = self.entries.get_mut(key) {
             let old_expiry = entry.expires_at_ms;
             entry.value = value;
@@ -138,6 +145,7 @@ impl Keyspace {
     /// Removes `key` whatever its expiry; returns the entry.
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
         let (stored_key, entry) = self.entries.swap_remove_entry(key)?;
+        self.set_timer(key, None);
         if let Some(at) = entry.expires_at_ms {
             self.expiries.remove(&(at, stored_key));
         }
@@ -172,10 +180,8 @@ impl Keyspace {
             match self.expiries.first() {
                 Some((at, _)) if *at <= now_ms => {
                     let (_, key) = self.expiries.pop_first().expect("first exists");
-                    if let Some(entry) = self.entries.get_mut(&key[..]) {
-                        entry.expires_at_ms = None;
-                    }
                     self.entries.swap_remove(&key[..]);
+                    self.set_timer(&key, None);
                     self.expired_keys_total += 1;
                     expired.push(key);
                 }
@@ -189,6 +195,8 @@ impl Keyspace {
     pub fn clear(&mut self) {
         self.entries = IndexMap::default();
         self.expiries = BTreeSet::new();
+        self.timers = BTreeSet::new();
+        self.timer_of = HashMap::default();
         let keys: Vec<Key> = self.watched.keys().cloned().collect();
         for key in keys {
             self.touch(&key);
@@ -206,7 +214,11 @@ impl Keyspace {
         mut filter: impl FnMut(&[u8], &Value) -> bool,
     ) -> (u64, Vec<Key>) {
         let length = self.entries.len() as u64;
-        let start = if cursor == 0 || cursor > length { length } else { cursor };
+        let start = if cursor == 0 || cursor > length {
+            length
+        } else {
+            cursor
+        };
         let stop = start.saturating_sub(count.max(1) as u64);
         let mut keys = Vec::new();
         for position in (stop..start).rev() {
@@ -220,6 +232,44 @@ impl Keyspace {
 
     pub fn iter(&self) -> impl Iterator<Item = (&Key, &Entry)> {
         self.entries.iter()
+    }
+
+    // --- Timers ---
+
+    /// Registers (or with `None` clears) the earliest internal deadline of the value at `key`.
+    pub fn set_timer(&mut self, key: &[u8], deadline_ms: Option<u64>) {
+        if self.timer_of.is_empty() && deadline_ms.is_none() {
+            return;
+        }
+        if let Some((stored_key, old)) = self.timer_of.remove_entry(key) {
+            self.timers.remove(&(old, stored_key));
+        }
+        if let Some(at) = deadline_ms {
+            let key = Bytes::copy_from_slice(key);
+            self.timers.insert((at, key.clone()));
+            self.timer_of.insert(key, at);
+        }
+    }
+
+    pub fn next_timer_ms(&self) -> Option<u64> {
+        self.timers.first().map(|(at, _)| *at)
+    }
+
+    /// Removes and returns up to `count_max` keys whose timer is due at `now_ms`; the caller fires each
+    /// and registers the value's next deadline.
+    pub fn take_due_timers(&mut self, now_ms: u64, count_max: usize) -> Vec<Key> {
+        let mut due = Vec::new();
+        while due.len() < count_max {
+            match self.timers.first() {
+                Some((at, _)) if *at <= now_ms => {
+                    let (_, key) = self.timers.pop_first().expect("first exists");
+                    self.timer_of.remove(&key);
+                    due.push(key);
+                }
+                _ => break,
+            }
+        }
+        due
     }
 
     // --- WATCH ---
@@ -271,7 +321,11 @@ mod tests {
     fn expired_keys_are_absent_and_actively_collected_in_bounded_steps() {
         let mut keyspace = Keyspace::new();
         for index in 0..10 {
-            keyspace.insert_with_expiry(format!("k{index}").as_bytes(), string("v"), Some(100 + index));
+            keyspace.insert_with_expiry(
+                format!("k{index}").as_bytes(),
+                string("v"),
+                Some(100 + index),
+            );
         }
         keyspace.insert(b"forever", string("v"));
         assert!(keyspace.contains(b"k0", 99));
@@ -307,7 +361,10 @@ mod tests {
             cursor = next;
         }
         for index in 0..1000 - round {
-            assert!(seen.contains(format!("k{index}").as_bytes()), "k{index} missed");
+            assert!(
+                seen.contains(format!("k{index}").as_bytes()),
+                "k{index} missed"
+            );
         }
     }
 

@@ -32,6 +32,8 @@ pub type SetValue = IndexSet<Bytes, keyspace::Hasher>;
 pub enum Value {
     String(Bytes),
     Set(SetValue),
+    Coupon(Box<coupon::Coupon>),
+    Stock(Box<stock::Stock>),
 }
 
 impl Value {
@@ -40,6 +42,8 @@ impl Value {
         match self {
             Value::String(_) => "string",
             Value::Set(_) => "set",
+            Value::Coupon(_) => coupon::TYPE_NAME,
+            Value::Stock(_) => stock::TYPE_NAME,
         }
     }
 }
@@ -58,6 +62,29 @@ pub fn syntax_error() -> Reply {
 
 pub fn not_an_integer() -> Reply {
     Reply::error(NOT_AN_INTEGER)
+}
+
+/// Fires the internal deadlines of up to `count_max` values (stock reservations, passes, idle waiters)
+/// due at `now_ms`, logging what each did into `mutations`. Returns the keys fired, for WATCH.
+pub fn fire_due_timers(
+    store: &mut Store,
+    now_ms: u64,
+    count_max: usize,
+    mutations: &mut Mutations,
+) -> Vec<Key> {
+    let due = store.keyspace.take_due_timers(now_ms, count_max);
+    for key in &due {
+        let Some(entry) = store.keyspace.get_mut(key, now_ms) else {
+            continue;
+        };
+        match &mut entry.value {
+            // Each value type with deadlines gets its arm here: it expires what is due (bounded), logs
+            // the outcome as a canonical command and registers its next deadline.
+            Value::String(_) | Value::Set(_) | Value::Coupon(_) | Value::Stock(_) => {}
+        }
+    }
+    let _ = mutations;
+    due
 }
 
 /// Everything the loop owns that commands act on.
@@ -120,9 +147,11 @@ impl Mutations {
             self.payload.extend_from_slice(&0u32.to_le_bytes());
         }
         self.command_count += 1;
-        self.payload.extend_from_slice(&(arguments.len() as u32).to_le_bytes());
+        self.payload
+            .extend_from_slice(&(arguments.len() as u32).to_le_bytes());
         for argument in arguments {
-            self.payload.extend_from_slice(&(argument.len() as u32).to_le_bytes());
+            self.payload
+                .extend_from_slice(&(argument.len() as u32).to_le_bytes());
             self.payload.extend_from_slice(argument);
         }
     }

@@ -10,7 +10,11 @@ use crate::limits;
 use crate::resp::Reply;
 
 /// The set at `key`, `Ok(None)` if absent, or WRONGTYPE.
-fn read_set<'s>(store: &'s mut Store, key: &[u8], now_ms: u64) -> Result<Option<&'s SetValue>, Reply> {
+fn read_set<'s>(
+    store: &'s mut Store,
+    key: &[u8],
+    now_ms: u64,
+) -> Result<Option<&'s SetValue>, Reply> {
     match store.keyspace.get(key, now_ms).map(|entry| &entry.value) {
         None => Ok(None),
         Some(Value::Set(set)) => Ok(Some(set)),
@@ -18,8 +22,16 @@ fn read_set<'s>(store: &'s mut Store, key: &[u8], now_ms: u64) -> Result<Option<
     }
 }
 
-fn write_set<'s>(store: &'s mut Store, key: &[u8], now_ms: u64) -> Result<Option<&'s mut SetValue>, Reply> {
-    match store.keyspace.get_mut(key, now_ms).map(|entry| &mut entry.value) {
+fn write_set<'s>(
+    store: &'s mut Store,
+    key: &[u8],
+    now_ms: u64,
+) -> Result<Option<&'s mut SetValue>, Reply> {
+    match store
+        .keyspace
+        .get_mut(key, now_ms)
+        .map(|entry| &mut entry.value)
+    {
         None => Ok(None),
         Some(Value::Set(set)) => Ok(Some(set)),
         Some(_) => Err(wrong_type()),
@@ -174,7 +186,11 @@ pub fn sscan(store: &mut Store, call: &mut Call) -> Reply {
         Err(reply) => return reply,
     };
     let length = set.len() as u64;
-    let start = if cursor == 0 || cursor > length { length } else { cursor };
+    let start = if cursor == 0 || cursor > length {
+        length
+    } else {
+        cursor
+    };
     let stop = start.saturating_sub(count as u64);
     let members = (stop..start)
         .rev()
@@ -200,7 +216,13 @@ pub fn spop(store: &mut Store, call: &mut Call) -> Reply {
     let key = call.key();
     let length = match read_set(store, key, call.now_ms) {
         Ok(Some(set)) => set.len(),
-        Ok(None) => return if count.is_some() { Reply::Set(Vec::new()) } else { Reply::Null },
+        Ok(None) => {
+            return if count.is_some() {
+                Reply::Set(Vec::new())
+            } else {
+                Reply::Null
+            }
+        }
         Err(reply) => return reply,
     };
     let take = count.unwrap_or(1).min(length);
@@ -241,7 +263,13 @@ pub fn srandmember(store: &mut Store, call: &mut Call) -> Reply {
     let key = call.key();
     let length = match read_set(store, key, call.now_ms) {
         Ok(Some(set)) => set.len(),
-        Ok(None) => return if count.is_some() { Reply::Array(Vec::new()) } else { Reply::Null },
+        Ok(None) => {
+            return if count.is_some() {
+                Reply::Array(Vec::new())
+            } else {
+                Reply::Null
+            }
+        }
         Err(reply) => return reply,
     };
     let indexes: Vec<usize> = match count {

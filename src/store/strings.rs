@@ -6,11 +6,17 @@
 
 use bytes::Bytes;
 
-use super::{integer_bytes, is_option, not_an_integer, syntax_error, wrong_type, Call, Store, Value};
+use super::{
+    integer_bytes, is_option, not_an_integer, syntax_error, wrong_type, Call, Store, Value,
+};
 use crate::limits;
 use crate::resp::Reply;
 
-fn read_string<'s>(store: &'s mut Store, key: &[u8], now_ms: u64) -> Result<Option<&'s Bytes>, Reply> {
+fn read_string<'s>(
+    store: &'s mut Store,
+    key: &[u8],
+    now_ms: u64,
+) -> Result<Option<&'s Bytes>, Reply> {
     match store.keyspace.get(key, now_ms) {
         None => Ok(None),
         Some(entry) => match &entry.value {
@@ -206,9 +212,15 @@ pub fn getdel(store: &mut Store, call: &mut Call) -> Reply {
 pub fn mget(store: &mut Store, call: &mut Call) -> Reply {
     let replies = call.arguments[1..]
         .iter()
-        .map(|key| match store.keyspace.get(key, call.now_ms).map(|entry| &entry.value) {
-            Some(Value::String(bytes)) => Reply::Bulk(bytes.clone()),
-            _ => Reply::Null,
+        .map(|key| {
+            match store
+                .keyspace
+                .get(key, call.now_ms)
+                .map(|entry| &entry.value)
+            {
+                Some(Value::String(bytes)) => Reply::Bulk(bytes.clone()),
+                _ => Reply::Null,
+            }
         })
         .collect();
     Reply::Array(replies)

@@ -1,0 +1,293 @@
+//! Shared helpers for integration tests: start the real `dibs` binary on an ephemeral port in a fresh data
+//! directory, wait until it is ready, talk to it with the `redis` crate or raw RESP bytes, kill it and
+//! start it again on the same directory.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+/// How long a test waits for a condition before failing.
+pub const DEADLINE: Duration = Duration::from_secs(30);
+
+/// A fresh directory under the target dir, removed when dropped.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(label: &str) -> TempDir {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "dibs-test-{label}-{}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        TempDir(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A running server process.
+pub struct Server {
+    pub child: Child,
+    pub port: u16,
+    pub dir: PathBuf,
+    pub arguments: Vec<String>,
+    /// Every stderr line so far is sent here by a reader thread.
+    log_lines: mpsc::Receiver<String>,
+    pub log: Vec<String>,
+}
+
+impl Server {
+    /// Starts `dibs --port 0 --dir DIR` plus `extra` arguments and waits for it to listen.
+    pub fn start(dir: &Path, extra: &[&str]) -> Server {
+        let arguments: Vec<String> = extra.iter().map(|argument| argument.to_string()).collect();
+        Server::start_with(dir, arguments)
+    }
+
+    pub fn start_with(dir: &Path, arguments: Vec<String>) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_dibs"))
+            .arg("--port")
+            .arg("0")
+            .arg("--dir")
+            .arg(dir)
+            .args(&arguments)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start dibs");
+        let stderr = child.stderr.take().expect("stderr piped");
+        let (sender, log_lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut server = Server {
+            child,
+            port: 0,
+            dir: dir.to_path_buf(),
+            arguments,
+            log_lines,
+            log: Vec::new(),
+        };
+        let line = server
+            .wait_for_log("Ready to accept connections on ")
+            .unwrap_or_else(|| panic!("dibs did not start; log:\n{}", server.log.join("\n")));
+        let address = line.rsplit(' ').next().expect("address at the end");
+        server.port = address.rsplit(':').next().unwrap().parse().expect("port");
+        server
+    }
+
+    /// Waits until a log line containing `needle` appears; returns it, or `None` if the process exits or
+    /// the deadline passes.
+    pub fn wait_for_log(&mut self, needle: &str) -> Option<String> {
+        if let Some(line) = self.log.iter().find(|line| line.contains(needle)) {
+            return Some(line.clone());
+        }
+        let deadline = Instant::now() + DEADLINE;
+        while Instant::now() < deadline {
+            match self.log_lines.recv_timeout(Duration::from_millis(100)) {
+                Ok(line) => {
+                    self.log.push(line.clone());
+                    if line.contains(needle) {
+                        return Some(line);
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => {}
+                Err(mpsc::RecvTimeoutError::Disconnected) => return None,
+            }
+        }
+        None
+    }
+
+    /// Log lines received so far.
+    pub fn drain_log(&mut self) -> &[String] {
+        while let Ok(line) = self.log_lines.try_recv() {
+            self.log.push(line);
+        }
+        &self.log
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    pub fn client(&self) -> redis::Client {
+        redis::Client::open(self.url()).expect("client")
+    }
+
+    pub fn connection(&self) -> redis::Connection {
+        let connection = self.client().get_connection().expect("connect");
+        connection
+            .set_read_timeout(Some(DEADLINE))
+            .expect("timeout");
+        connection
+    }
+
+    pub fn raw(&self) -> RawClient {
+        RawClient::connect(self.port)
+    }
+
+    /// SIGKILL, then wait for the process to be gone.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Kills the server and starts it again on the same directory with the same arguments.
+    pub fn restart(&mut self) {
+        self.kill();
+        *self = Server::start_with(&self.dir.clone(), self.arguments.clone());
+    }
+
+    /// Waits for the process to exit by itself; returns its exit code.
+    pub fn wait_exit(&mut self) -> Option<i32> {
+        let deadline = Instant::now() + DEADLINE;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                self.drain_log();
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Runs `dibs` with `arguments` to completion (it must exit by itself, e.g. on a refused start); returns
+/// the exit code and stderr.
+pub fn run_to_exit(dir: &Path, extra: &[&str]) -> (Option<i32>, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_dibs"))
+        .arg("--port")
+        .arg("0")
+        .arg("--dir")
+        .arg(dir)
+        .args(extra)
+        .output()
+        .expect("run dibs");
+    (output.status.code(), String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+/// A client speaking raw RESP bytes, for what a library would not send.
+pub struct RawClient {
+    pub stream: TcpStream,
+    buffer: Vec<u8>,
+}
+
+impl RawClient {
+    pub fn connect(port: u16) -> RawClient {
+        let stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        stream.set_read_timeout(Some(DEADLINE)).expect("timeout");
+        RawClient {
+            stream,
+            buffer: Vec::new(),
+        }
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).expect("send");
+    }
+
+    /// Sends a command as a multibulk.
+    pub fn command(&mut self, arguments: &[&str]) {
+        let mut request = format!("*{}\r\n", arguments.len());
+        for argument in arguments {
+            request.push_str(&format!("${}\r\n{argument}\r\n", argument.len()));
+        }
+        self.send(request.as_bytes());
+    }
+
+    /// Reads one whole RESP reply and returns its bytes.
+    pub fn read_reply(&mut self) -> Vec<u8> {
+        loop {
+            if let Some(length) = reply_length(&self.buffer) {
+                return self.buffer.drain(..length).collect();
+            }
+            let mut chunk = [0u8; 65536];
+            let count = self.stream.read(&mut chunk).expect("read reply");
+            assert!(count > 0, "connection closed while waiting for a reply; got {:?}", String::from_utf8_lossy(&self.buffer));
+            self.buffer.extend_from_slice(&chunk[..count]);
+        }
+    }
+
+    pub fn read_reply_string(&mut self) -> String {
+        String::from_utf8_lossy(&self.read_reply()).into_owned()
+    }
+
+    /// True once the server has closed the connection (reads return 0 or fail), within the deadline.
+    pub fn is_closed_by_server(&mut self) -> bool {
+        let mut chunk = [0u8; 65536];
+        loop {
+            match self.stream.read(&mut chunk) {
+                Ok(0) => return true,
+                Ok(_) => continue,
+                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock || error.kind() == std::io::ErrorKind::TimedOut => return false,
+                Err(_) => return true,
+            }
+        }
+    }
+}
+
+/// The length of the first complete RESP value in `bytes`, if it is all there.
+pub fn reply_length(bytes: &[u8]) -> Option<usize> {
+    let line_end = bytes.windows(2).position(|window| window == b"\r\n")?;
+    let header = std::str::from_utf8(&bytes[1..line_end]).ok()?;
+    let after = line_end + 2;
+    match bytes[0] {
+        b'+' | b'-' | b':' | b'_' | b',' | b'#' | b'(' => Some(after),
+        b'$' | b'=' | b'!' => {
+            let length: i64 = header.parse().ok()?;
+            if length < 0 {
+                return Some(after);
+            }
+            let end = after + length as usize + 2;
+            (bytes.len() >= end).then_some(end)
+        }
+        b'*' | b'~' | b'>' | b'%' | b'|' => {
+            let count: i64 = header.parse().ok()?;
+            let elements = if bytes[0] == b'%' || bytes[0] == b'|' { count * 2 } else { count };
+            let mut offset = after;
+            for _ in 0..elements.max(0) {
+                offset += reply_length(&bytes[offset..])?;
+            }
+            Some(offset)
+        }
+        _ => panic!("not a RESP reply: {:?}", String::from_utf8_lossy(bytes)),
+    }
+}
+
+/// Polls `condition` until it holds or the deadline passes.
+pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = Instant::now() + DEADLINE;
+    while Instant::now() < deadline {
+        if condition() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("timed out waiting for {what}");
+}
