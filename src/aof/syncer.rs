@@ -730,6 +730,37 @@ mod tests {
         assert_eq!(scanned_sequences(&control.crash(0)), vec![1, 2, 3]);
     }
 
+    /// A crash at any moment keeps every record reported durable, and what it tears is a torn tail, never
+    /// corruption.
+    #[test]
+    fn a_crash_keeps_every_durable_record() {
+        let (handle, control, _) = start(FsyncPolicy::Always);
+        handle.submit(batch(1)).unwrap();
+        assert!(matches!(
+            next_report(&handle),
+            SyncReport::Durable { sequence: 1, .. }
+        ));
+        control.hold_syncs();
+        handle.submit(batch(2)).unwrap();
+        handle.submit(batch(3)).unwrap();
+        control.wait_for_syncs_started(2);
+        // 2 (and perhaps 3) are appended, their fsync in flight: nothing beyond 1 is durable yet.
+        let unsynced = control.contents().len() - control.synced_length();
+        assert!(unsynced > 0);
+        for torn_bytes in 0..=unsynced {
+            let file = control.crash(torn_bytes);
+            let (records, verdict) = scan(&file);
+            assert!(
+                !matches!(verdict, ScanVerdict::Corrupt { .. }),
+                "torn {torn_bytes}: {verdict:?}"
+            );
+            assert_eq!(records.first().map(|record| record.sequence), Some(1));
+        }
+        control.stop_holding_syncs();
+        assert_eq!(handle.shutdown(), Ok(()));
+        assert_eq!(scanned_sequences(&control.crash(0)), vec![1, 2, 3]);
+    }
+
     #[test]
     fn shutdown_flushes_everything_submitted() {
         let (handle, control, _) = start(FsyncPolicy::Always);
