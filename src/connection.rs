@@ -73,6 +73,8 @@ pub struct Connection {
     pub close_after_reply: bool,
     /// The socket failed or the peer closed: drop the connection.
     pub broken: bool,
+    /// Listed in the server's `holding` list (replies waiting for durability).
+    pub in_holding_list: bool,
 }
 
 /// What a read attempt found.
@@ -117,6 +119,7 @@ impl Connection {
             watched: Vec::new(),
             close_after_reply: false,
             broken: false,
+            in_holding_list: false,
         }
     }
 

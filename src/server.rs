@@ -189,10 +189,12 @@ impl Server {
                     break;
                 }
             }
-            let leftover = std::mem::take(&mut self.pending_input);
+            let mut leftover = std::mem::take(&mut self.pending_input);
+            leftover.sort_unstable();
+            leftover.dedup();
             for slot in leftover {
                 if !self.shutting_down {
-                    self.process(slot);
+                    self.read_and_process(slot);
                 }
             }
             self.expire_cycle();
@@ -293,6 +295,10 @@ impl Server {
         }
     }
 
+    /// Reads what `slot`'s socket has (unless a backlog is still being worked off) and executes the
+    /// complete requests. A connection whose read or execution budget ran out is revisited next iteration
+    /// without waiting for an event: mio is edge-triggered, so no new event would come for bytes already
+    /// waiting in the socket.
     fn read_and_process(&mut self, slot: usize) {
         let Some(connection) = self
             .connections
@@ -301,13 +307,21 @@ impl Server {
         else {
             return;
         };
-        let before = connection.filled;
-        let outcome = connection.read();
-        self.stats.input_bytes += connection.filled.saturating_sub(before) as u64;
-        match outcome {
-            ReadOutcome::Drained => {}
-            ReadOutcome::BudgetSpent => self.pending_input.push(slot),
-            ReadOutcome::Closed => connection.broken = true,
+        let mut revisit = false;
+        if connection.broken {
+            // Nothing more will arrive; what was read is still executed.
+        } else if connection.unprocessed_bytes() < limits::READ_SIZE_PER_ITERATION_MAX {
+            let before = connection.filled;
+            let outcome = connection.read();
+            self.stats.input_bytes += connection.filled.saturating_sub(before) as u64;
+            match outcome {
+                ReadOutcome::Drained => {}
+                ReadOutcome::BudgetSpent => revisit = true,
+                ReadOutcome::Closed => connection.broken = true,
+            }
+        } else {
+            // A deep pipeline is still being executed; read once it has gone down.
+            revisit = true;
         }
         let limit = if connection.authenticated {
             limits::QUERY_BUFFER_SIZE_MAX
@@ -322,6 +336,9 @@ impl Server {
             );
             self.close(slot);
             return;
+        }
+        if revisit {
+            self.pending_input.push(slot);
         }
         self.process(slot);
     }
@@ -396,7 +413,8 @@ impl Server {
         connection.read_buffer = buffer;
         connection.compact_read_buffer();
         let over_limit = connection.pending_output() > self.settings.output_buffer_limit;
-        if connection.has_held_replies() && !self.holding.contains(&slot) {
+        if connection.has_held_replies() && !connection.in_holding_list {
+            connection.in_holding_list = true;
             self.holding.push(slot);
         }
         self.connections[slot] = Some(connection);
@@ -481,6 +499,8 @@ impl Server {
             }
             if connection.has_held_replies() {
                 still_holding.push(slot);
+            } else {
+                connection.in_holding_list = false;
             }
         }
         self.holding = still_holding;

@@ -56,24 +56,7 @@ impl<'a> PayloadWriter<'a> {
         I: IntoIterator,
         I::Item: AsRef<[u8]>,
     {
-        let argument_count_offset = self.out.len();
-        self.out.extend_from_slice(&0u32.to_le_bytes());
-        let mut argument_count: u32 = 0;
-        for argument in arguments {
-            let argument = argument.as_ref();
-            let length = u32::try_from(argument.len()).expect("argument over 4 GiB");
-            self.out.extend_from_slice(&length.to_le_bytes());
-            self.out.extend_from_slice(argument);
-            argument_count = argument_count
-                .checked_add(1)
-                .expect("argument count over u32");
-        }
-        assert!(
-            argument_count >= 1,
-            "a logged command has at least its name"
-        );
-        self.out[argument_count_offset..argument_count_offset + 4]
-            .copy_from_slice(&argument_count.to_le_bytes());
+        append_command(self.out, arguments);
         self.command_count = self
             .command_count
             .checked_add(1)
@@ -90,6 +73,48 @@ impl<'a> PayloadWriter<'a> {
         self.out[offset..offset + 4].copy_from_slice(&self.command_count.to_le_bytes());
         self.command_count
     }
+}
+
+/// Appends one command (`argument_count`, then each argument's length and bytes) to a payload being built
+/// in `out`. The caller counts commands and patches the count with [`set_command_count`].
+///
+/// Panics on a command with no arguments or an argument over 4 GiB: the command layer never produces
+/// either, and the decoder would reject the first.
+pub fn append_command<I>(out: &mut Vec<u8>, arguments: I)
+where
+    I: IntoIterator,
+    I::Item: AsRef<[u8]>,
+{
+    let argument_count_offset = out.len();
+    out.extend_from_slice(&0u32.to_le_bytes());
+    let mut argument_count: u32 = 0;
+    for argument in arguments {
+        let argument = argument.as_ref();
+        let length = u32::try_from(argument.len()).expect("argument over 4 GiB");
+        out.extend_from_slice(&length.to_le_bytes());
+        out.extend_from_slice(argument);
+        argument_count = argument_count
+            .checked_add(1)
+            .expect("argument count over u32");
+    }
+    assert!(
+        argument_count >= 1,
+        "a logged command has at least its name"
+    );
+    out[argument_count_offset..argument_count_offset + 4]
+        .copy_from_slice(&argument_count.to_le_bytes());
+}
+
+/// Starts a payload in `out` (cleared first): `now_ms` and a command count of 0 to patch later.
+pub fn begin_payload(out: &mut Vec<u8>, now_ms: u64) {
+    out.clear();
+    out.extend_from_slice(&now_ms.to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes());
+}
+
+/// Patches the command count of a payload begun with [`begin_payload`].
+pub fn set_command_count(payload: &mut [u8], command_count: u32) {
+    payload[8..PAYLOAD_PREFIX_SIZE].copy_from_slice(&command_count.to_le_bytes());
 }
 
 /// Appends the payload of `commands`, run at `now_ms`, in one call.

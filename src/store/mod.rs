@@ -23,6 +23,7 @@ use indexmap::IndexSet;
 
 pub use keyspace::{Entry, Key, Keyspace};
 
+use crate::aof::payload;
 use crate::resp::Reply;
 
 pub type SetValue = IndexSet<Bytes, keyspace::Hasher>;
@@ -116,10 +117,7 @@ impl Store {
 }
 
 /// The canonical form of what one atomic unit (a command, a transaction, an expiry cycle) changed: the
-/// payload of one log record.
-///
-/// Layout (little-endian): `now_ms: u64`, `command_count: u32`, then per command `argument_count: u32`
-/// and per argument `length: u32` followed by the bytes.
+/// payload of one log record, in the layout of `aof::payload`, built in place as commands run.
 #[derive(Debug, Default)]
 pub struct Mutations {
     payload: Vec<u8>,
@@ -140,20 +138,12 @@ impl Mutations {
     }
 
     /// Appends one canonical command, run at `now_ms`. All commands of one unit share one clock value.
-    pub fn push<'a>(&mut self, now_ms: u64, arguments: impl ExactSizeIterator<Item = &'a [u8]>) {
+    pub fn push<'a>(&mut self, now_ms: u64, arguments: impl IntoIterator<Item = &'a [u8]>) {
         if self.command_count == 0 {
-            self.payload.clear();
-            self.payload.extend_from_slice(&now_ms.to_le_bytes());
-            self.payload.extend_from_slice(&0u32.to_le_bytes());
+            payload::begin_payload(&mut self.payload, now_ms);
         }
         self.command_count += 1;
-        self.payload
-            .extend_from_slice(&(arguments.len() as u32).to_le_bytes());
-        for argument in arguments {
-            self.payload
-                .extend_from_slice(&(argument.len() as u32).to_le_bytes());
-            self.payload.extend_from_slice(argument);
-        }
+        payload::append_command(&mut self.payload, arguments);
     }
 
     /// Finishes the unit and returns its payload; the value is left empty for reuse.
@@ -161,8 +151,7 @@ impl Mutations {
         if self.command_count == 0 {
             return None;
         }
-        let count = self.command_count;
-        self.payload[8..12].copy_from_slice(&count.to_le_bytes());
+        payload::set_command_count(&mut self.payload, self.command_count);
         self.command_count = 0;
         Some(&self.payload)
     }
