@@ -60,7 +60,6 @@ impl Value {
         }
     }
 
-
     pub fn error(&self) -> Option<&str> {
         match self {
             Value::Error(message) => Some(message),
