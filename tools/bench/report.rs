@@ -6,6 +6,9 @@ use crate::histogram::milliseconds;
 use crate::scenario::ScenarioResult;
 use std::fmt::Write;
 
+/// Violations after the first that the human summary shows; the rest are counted, and `--json` has more.
+const ALSO_SHOWN_MAX: usize = 4;
+
 /// The block printed for each run.
 pub fn human(result: &ScenarioResult) -> String {
     let mut text = String::new();
@@ -26,8 +29,19 @@ pub fn human(result: &ScenarioResult) -> String {
     );
     let _ = writeln!(text, "  {}", result.detail);
     let _ = writeln!(text, "  verdict: {}", result.verdict.describe());
-    for violation in result.verdict.violations.iter().skip(1) {
+    for violation in result
+        .verdict
+        .violations
+        .iter()
+        .skip(1)
+        .take(ALSO_SHOWN_MAX)
+    {
         let _ = writeln!(text, "    also: {violation}");
+    }
+    let shown = result.verdict.violations.len().min(ALSO_SHOWN_MAX + 1) as u64;
+    if result.verdict.violation_count > shown {
+        let more = result.verdict.violation_count - shown;
+        let _ = writeln!(text, "    ... and {more} more (--json lists the first 20)");
     }
     text
 }
