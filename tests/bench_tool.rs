@@ -2,6 +2,9 @@
 //! When `redis-server` is not installed every test prints why and passes without running: the lead's CI
 //! installs it, a laptop may not have it.
 
+mod common;
+
+use common::{Behaviour, FakeDibs};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Output, Stdio};
@@ -205,4 +208,72 @@ fn unreachable_server_exits_with_status_2() {
         .expect("dibs-bench runs");
     assert_eq!(output.status.code(), Some(2), "{}", explain(&output));
     assert!(String::from_utf8_lossy(&output.stderr).contains("cannot connect"));
+}
+
+fn bench_at(port: u16, arguments: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dibs-bench"))
+        .args(["-p", &port.to_string(), "-q"])
+        .args(arguments)
+        .output()
+        .expect("dibs-bench runs")
+}
+
+#[test]
+fn every_scenario_against_a_model_of_dibs_is_correct() {
+    let server = FakeDibs::start(Behaviour::Correct);
+    let output = bench_at(
+        server.port,
+        &[
+            "-t",
+            "coupon-rush,stock-rush,likes-storm,waiting-room",
+            "-n",
+            "2000",
+            "-c",
+            "4",
+            "-P",
+            "4",
+        ],
+    );
+    assert!(output.status.success(), "{}", explain(&output));
+    let text = stdout(&output);
+    assert_eq!(text.matches("verdict: correct").count(), 4, "{text}");
+}
+
+#[test]
+fn an_over_issuing_server_is_caught() {
+    let server = FakeDibs::start(Behaviour::OverIssue);
+    let output = bench_at(server.port, &["coupon-rush", "-n", "2000", "-c", "4"]);
+    assert_eq!(output.status.code(), Some(1), "{}", explain(&output));
+    let text = stdout(&output);
+    assert!(text.contains("verdict: VIOLATED"), "{text}");
+    assert!(text.contains("over-issue"), "{text}");
+}
+
+#[test]
+fn both_targets_print_one_table() {
+    let Some(redis) = RedisServer::start("both") else {
+        return;
+    };
+    let dibs = FakeDibs::start(Behaviour::Correct);
+    let output = bench_at(
+        dibs.port,
+        &[
+            "coupon-rush",
+            "--target",
+            "both",
+            "--redis-port",
+            &redis.port.to_string(),
+            "-n",
+            "2000",
+            "-c",
+            "4",
+            "--markdown",
+        ],
+    );
+    assert!(output.status.success(), "{}", explain(&output));
+    let text = stdout(&output);
+    let rows: Vec<&str> = text.lines().collect();
+    assert_eq!(rows.len(), 4, "{text}");
+    assert!(rows[2].starts_with("| coupon-rush | dibs |") && rows[2].ends_with("| correct |"));
+    assert!(rows[3].starts_with("| coupon-rush | redis |") && rows[3].ends_with("| correct |"));
 }
