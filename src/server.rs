@@ -198,7 +198,7 @@ impl Server {
                 }
             }
             self.expire_cycle();
-            self.journal.submit();
+            self.journal.submit(self.now_ms);
             self.flush_pending();
         }
         self.journal.shut_down();
@@ -214,6 +214,9 @@ impl Server {
             return Some(Duration::ZERO);
         }
         let mut timeout_ms = 1000;
+        if self.journal.has_unsubmitted() {
+            timeout_ms = crate::journal::RELAXED_SUBMIT_INTERVAL_MS;
+        }
         let deadlines = [
             self.store.keyspace.next_expiry_ms(),
             self.store.keyspace.next_timer_ms(),

@@ -71,23 +71,30 @@ impl Keyspace {
     }
 
     /// Deletes `key` if it has expired by `now_ms`.
-    fn expire_if_due(&mut self, key: &[u8], now_ms: u64) {
-        if let Some(entry) = self.entries.get(key) {
-            if Keyspace::is_expired(entry, now_ms) {
-                self.remove(key);
-                self.expired_keys_total += 1;
-            }
+    /// The position of the live entry for `key`, deleting it first if it has expired. One hash lookup in
+    /// the common case; the position then reaches the entry without hashing again.
+    fn live_index(&mut self, key: &[u8], now_ms: u64) -> Option<usize> {
+        let index = self.entries.get_index_of(key)?;
+        if Keyspace::is_expired(&self.entries[index], now_ms) {
+            self.remove(key);
+            self.expired_keys_total += 1;
+            return None;
         }
+        Some(index)
+    }
+
+    fn expire_if_due(&mut self, key: &[u8], now_ms: u64) {
+        let _ = self.live_index(key, now_ms);
     }
 
     pub fn get(&mut self, key: &[u8], now_ms: u64) -> Option<&Entry> {
-        self.expire_if_due(key, now_ms);
-        self.entries.get(key)
+        let index = self.live_index(key, now_ms)?;
+        Some(&self.entries[index])
     }
 
     pub fn get_mut(&mut self, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
-        self.expire_if_due(key, now_ms);
-        self.entries.get_mut(key)
+        let index = self.live_index(key, now_ms)?;
+        Some(&mut self.entries[index])
     }
 
     pub fn contains(&mut self, key: &[u8], now_ms: u64) -> bool {

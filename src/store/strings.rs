@@ -114,12 +114,18 @@ pub fn set(store: &mut Store, call: &mut Call) -> Reply {
         index += 1;
     }
     let key = call.key();
-    let old = match read_string(store, key, call.now_ms) {
-        Ok(old) => old.cloned(),
-        Err(reply) if return_old => return reply,
-        Err(_) => None,
+    let conditional = only_if_absent || only_if_present || return_old;
+    // The plain SET (no NX, XX or GET) needs nothing from the old value: skip the lookups.
+    let old = if conditional {
+        match read_string(store, key, call.now_ms) {
+            Ok(old) => old.cloned(),
+            Err(reply) if return_old => return reply,
+            Err(_) => None,
+        }
+    } else {
+        None
     };
-    let exists = store.keyspace.contains(key, call.now_ms);
+    let exists = conditional && store.keyspace.contains(key, call.now_ms);
     if (only_if_absent && exists) || (only_if_present && !exists) {
         return if return_old {
             old.map_or(Reply::Null, Reply::Bulk)
