@@ -791,7 +791,8 @@ pub static COMMANDS: &[CommandSpec] = &[
 
 /// Finds a command by name, ignoring case.
 pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
-    static TABLE: OnceLock<HashMap<&'static [u8], &'static CommandSpec>> = OnceLock::new();
+    type Table = HashMap<&'static [u8], &'static CommandSpec, ahash::RandomState>;
+    static TABLE: OnceLock<Table> = OnceLock::new();
     let table = TABLE.get_or_init(|| {
         COMMANDS
             .iter()
