@@ -46,6 +46,12 @@ use crate::limits::{
     SYNCER_EVERY_SECOND_INTERVAL_MS,
 };
 
+/// Under `always`, the next sync starts no sooner than this fraction of the last sync's duration after
+/// it ended (if a batch is already waiting, that is: an idle log syncs at once), and never more than
+/// `GROUP_COMMIT_GATHER_MAX` after. A sync of 3 ms waits at most 0.75 ms for company.
+const GROUP_COMMIT_GATHER_FRACTION: u32 = 4;
+const GROUP_COMMIT_GATHER_MAX: Duration = Duration::from_millis(1);
+
 /// When the log is fsync'd, as Redis's `appendfsync`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FsyncPolicy {
@@ -186,6 +192,7 @@ impl Syncer {
             durable_length: log_length,
             failure: None,
             last_sync: Instant::now(),
+            gather_window: Duration::ZERO,
         };
         let thread = std::thread::Builder::new()
             .name("dibs-syncer".to_string())
@@ -286,6 +293,8 @@ struct SyncerThread {
     /// Set by the first failure: the first sequence not durable, and the error. Final.
     failure: Option<(u64, String)>,
     last_sync: Instant,
+    /// How long after a sync the next one waits for more batches (see `run`).
+    gather_window: Duration,
 }
 
 impl SyncerThread {
@@ -308,8 +317,21 @@ impl SyncerThread {
             if let Some(Message::Batch(first)) = message {
                 let mut group = first;
                 let mut batches_count = 1;
+                // Group commit gathers for a moment after a sync: the clients that sync just answered
+                // are sending their next writes, and letting them join this sync instead of the next
+                // one roughly doubles what each fsync covers under load. A quiet log is past the
+                // window already and syncs at once.
+                let gather_until = self.last_sync + self.gather_window;
                 while group.bytes.len() < SYNCER_APPEND_SIZE_MAX {
-                    match receiver.try_recv() {
+                    let next = if self.policy == FsyncPolicy::Always && Instant::now() < gather_until {
+                        receiver.recv_deadline(gather_until).map_err(|error| match error {
+                            RecvTimeoutError::Timeout => TryRecvError::Empty,
+                            RecvTimeoutError::Disconnected => TryRecvError::Disconnected,
+                        })
+                    } else {
+                        receiver.try_recv()
+                    };
+                    match next {
                         Ok(Message::Batch(batch)) => {
                             group.bytes.extend_from_slice(&batch.bytes);
                             group.last_sequence = batch.last_sequence;
@@ -395,8 +417,10 @@ impl SyncerThread {
         let started = Instant::now();
         match self.storage.sync() {
             Ok(()) => {
-                self.statistics.record_sync(started.elapsed());
+                let latency = started.elapsed();
+                self.statistics.record_sync(latency);
                 self.last_sync = Instant::now();
+                self.gather_window = (latency / GROUP_COMMIT_GATHER_FRACTION).min(GROUP_COMMIT_GATHER_MAX);
                 self.durable_sequence = self.written_sequence;
                 self.durable_length = self.written_length;
                 let report = SyncReport::Durable {
