@@ -442,9 +442,8 @@ impl Server {
             self.stats.output_bytes += (before - connection.pending_output()) as u64;
             let finished =
                 connection.output_is_empty() && (connection.close_after_reply || connection.broken);
-            if !healthy || finished {
-                self.close(slot);
-            } else if connection.broken && !connection.has_held_replies() {
+            let broken_and_idle = connection.broken && !connection.has_held_replies();
+            if !healthy || finished || broken_and_idle {
                 self.close(slot);
             }
         }
