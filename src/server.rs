@@ -533,7 +533,7 @@ impl Server {
 
     /// Runs one request for `connection` and queues its reply.
     fn execute(&mut self, connection: &mut Connection, arguments: &[&[u8]]) -> After {
-        let Some(spec) = command::lookup(arguments[0]) else {
+        let Some(spec) = command::lookup_for_client(arguments[0]) else {
             if connection.transaction.is_some() {
                 connection.transaction_failed = true;
             }
