@@ -445,12 +445,7 @@ fn command_info(spec: &CommandSpec) -> Reply {
     Reply::Array(vec![
         Reply::bulk(spec.name.as_bytes()),
         Reply::Integer(spec.arity as i64),
-        Reply::Set(
-            spec.flag_names()
-                .into_iter()
-                .map(Reply::status)
-                .collect(),
-        ),
+        Reply::Set(spec.flag_names().into_iter().map(Reply::status).collect()),
         Reply::Integer(spec.first_key as i64),
         Reply::Integer(spec.last_key as i64),
         Reply::Integer(spec.key_step as i64),

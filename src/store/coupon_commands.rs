@@ -222,3 +222,77 @@ pub fn holders(store: &mut Store, call: &mut Call) -> Reply {
         Reply::Array(pairs),
     ])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command::{self, Handler};
+    use crate::store::Mutations;
+
+    fn run(
+        store: &mut Store,
+        mutations: &mut Mutations,
+        arguments: &[&str],
+        now_ms: u64,
+    ) -> (Reply, bool) {
+        let arguments: Vec<&[u8]> = arguments
+            .iter()
+            .map(|argument| argument.as_bytes())
+            .collect();
+        let spec = command::lookup_for_client(arguments[0]).expect("a client command");
+        let Handler::Store(handler) = spec.handler else {
+            panic!("a data command")
+        };
+        let reply = command::execute(store, spec, handler, &arguments, now_ms, mutations);
+        (reply, mutations.take_payload().is_some())
+    }
+
+    #[test]
+    fn only_issues_that_change_state_are_logged() {
+        let mut store = Store::new(1);
+        let mut mutations = Mutations::new();
+        let mut run =
+            |arguments: &[&str], now_ms| run(&mut store, &mut mutations, arguments, now_ms);
+        assert!(
+            run(
+                &["COUPON.CREATE", "ev", "1", "START", "100", "END", "200"],
+                0
+            )
+            .1
+        );
+        assert!(!run(&["COUPON.ISSUE", "ev", "u1"], 99).1, "NOTSTARTED");
+        assert!(
+            run(&["COUPON.ISSUE", "ev", "u1", "ID", "r"], 100).1,
+            "ISSUED"
+        );
+        assert!(
+            !run(&["COUPON.ISSUE", "ev", "u1", "ID", "r"], 100).1,
+            "repeated ID"
+        );
+        assert!(!run(&["COUPON.ISSUE", "ev", "u1"], 100).1, "ALREADY");
+        assert!(!run(&["COUPON.ISSUE", "ev", "u2"], 100).1, "SOLDOUT");
+        assert!(!run(&["COUPON.ISSUE", "ev", "u2"], 200).1, "ENDED");
+        assert!(
+            !run(&["COUPON.REVOKE", "ev", "u2"], 200).1,
+            "nothing to revoke"
+        );
+        assert!(run(&["COUPON.REVOKE", "ev", "u1"], 200).1);
+        let (reply, logged) = run(&["COUPON.CREATE", "ev", "1"], 0);
+        assert_eq!((reply, logged), (Reply::error(EVENT_EXISTS), false));
+        let (reply, logged) = run(&["COUPON.ISSUE", "nope", "u1"], 0);
+        assert_eq!((reply, logged), (Reply::error(NO_SUCH_EVENT), false));
+        for arguments in [
+            &["COUPON.CREATE", "e2", "0"][..],
+            &["COUPON.CREATE", "e2", "5", "PERUSER"],
+            &["COUPON.CREATE", "e2", "5", "PERUSER", "1", "PERUSER", "2"],
+            &["COUPON.CREATE", "e2", "5", "START", "-1"],
+            &["COUPON.CREATE", "e2", "5", "START", "9", "END", "9"],
+            &["COUPON.ISSUE", "ev", "u1", "ID"],
+            &["COUPON.HOLDERS", "ev", "-1", "10"],
+            &["COUPON.HOLDERS", "ev", "0", "0"],
+        ] {
+            let (reply, logged) = run(arguments, 0);
+            assert!(reply.is_error() && !logged, "{arguments:?}");
+        }
+    }
+}

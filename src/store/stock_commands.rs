@@ -277,3 +277,210 @@ pub fn fire_timer(
     }
     stock.next_expiry_ms()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::aof::payload::decode_payload;
+    use crate::command::{self, Handler};
+
+    /// A store driven like the loop drives it, keeping every record it would log.
+    struct Live {
+        store: Store,
+        /// (now_ms, commands) of every record, owned.
+        records: Vec<(u64, Vec<Vec<Vec<u8>>>)>,
+        mutations: Mutations,
+    }
+
+    impl Live {
+        fn new() -> Live {
+            Live {
+                store: Store::new(7),
+                records: Vec::new(),
+                mutations: Mutations::new(),
+            }
+        }
+
+        fn commit(&mut self) {
+            if let Some(payload) = self.mutations.take_payload() {
+                let payload = decode_payload(payload).expect("a payload we wrote decodes");
+                let commands = payload
+                    .commands
+                    .iter()
+                    .map(|command| command.iter().map(|argument| argument.to_vec()).collect())
+                    .collect();
+                self.records.push((payload.now_ms, commands));
+            }
+        }
+
+        fn run(&mut self, arguments: &[&str], now_ms: u64) -> Reply {
+            let arguments: Vec<&[u8]> = arguments
+                .iter()
+                .map(|argument| argument.as_bytes())
+                .collect();
+            let spec = command::lookup_for_client(arguments[0]).expect("a client command");
+            let Handler::Store(handler) = spec.handler else {
+                panic!("a data command")
+            };
+            let reply = command::execute(
+                &mut self.store,
+                spec,
+                handler,
+                &arguments,
+                now_ms,
+                &mut self.mutations,
+            );
+            self.commit();
+            reply
+        }
+
+        fn fire(&mut self, now_ms: u64) -> Vec<bytes::Bytes> {
+            let fired =
+                crate::store::fire_due_timers(&mut self.store, now_ms, 64, &mut self.mutations);
+            self.commit();
+            fired
+        }
+
+        fn replay(&self) -> Result<Store, String> {
+            let mut store = Store::new(8);
+            let mut scratch = Mutations::new();
+            for (now_ms, commands) in &self.records {
+                for command in commands {
+                    let arguments: Vec<&[u8]> = command.iter().map(Vec::as_slice).collect();
+                    command::replay(&mut store, &arguments, *now_ms, &mut scratch)?;
+                }
+            }
+            Ok(store)
+        }
+    }
+
+    fn stock<'s>(store: &'s mut Store, key: &str) -> &'s Stock {
+        match &store
+            .keyspace
+            .get(key.as_bytes(), 0)
+            .expect("present")
+            .value
+        {
+            Value::Stock(stock) => stock,
+            other => panic!("not stock: {other:?}"),
+        }
+    }
+
+    fn reply_text(reply: &Reply) -> String {
+        let mut out = Vec::new();
+        crate::resp::encode(reply, crate::resp::Protocol::Resp2, &mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    #[test]
+    fn active_expiry_is_logged_as_stock_expire_and_replays_to_the_same_state() {
+        let mut live = Live::new();
+        live.run(&["STOCK.SET", "sku", "10"], 0);
+        for ttl in [100, 50, 200, 50] {
+            let reply = live.run(&["STOCK.RESERVE", "sku", "1", &ttl.to_string()], 0);
+            assert!(reply_text(&reply).starts_with("*3\r\n$2\r\nOK\r\n"));
+        }
+        assert_eq!(live.store.keyspace.next_timer_ms(), Some(50));
+        assert!(live.fire(49).is_empty());
+        let records_before = live.records.len();
+        assert_eq!(live.fire(60), vec![bytes::Bytes::from_static(b"sku")]);
+        assert_eq!(live.records.len(), records_before + 1);
+        let (now_ms, commands) = live.records.last().unwrap();
+        assert_eq!(*now_ms, 60);
+        assert_eq!(
+            commands,
+            &vec![vec![
+                b"STOCK.EXPIRE".to_vec(),
+                b"sku".to_vec(),
+                b"2".to_vec(),
+                b"4".to_vec()
+            ]]
+        );
+        assert_eq!(live.store.keyspace.next_timer_ms(), Some(100));
+        // A confirm after the deadline expires the rest as part of its own logged call.
+        assert_eq!(
+            reply_text(&live.run(&["STOCK.CONFIRM", "sku", "1"], 150)),
+            "$7\r\nEXPIRED\r\n"
+        );
+        assert_eq!(
+            reply_text(&live.run(&["STOCK.CONFIRM", "sku", "3"], 150)),
+            "$9\r\nCONFIRMED\r\n"
+        );
+        assert_eq!(live.store.keyspace.next_timer_ms(), None);
+
+        let mut replayed = live.replay().expect("replay succeeds");
+        assert_eq!(stock(&mut replayed, "sku"), stock(&mut live.store, "sku"));
+    }
+
+    #[test]
+    fn expiry_of_many_reservations_is_bounded_per_timer_and_continues_next_iteration() {
+        let mut live = Live::new();
+        let count = limits::STOCK_RESERVATIONS_EXPIRED_PER_TIMER_MAX + 10;
+        live.run(&["STOCK.SET", "sku", &count.to_string()], 0);
+        for _ in 0..count {
+            live.run(&["STOCK.RESERVE", "sku", "1", "10"], 0);
+        }
+        live.fire(20);
+        assert_eq!(
+            live.store.keyspace.next_timer_ms(),
+            Some(10),
+            "more are due"
+        );
+        live.fire(21);
+        assert_eq!(live.store.keyspace.next_timer_ms(), None);
+        let info = stock(&mut live.store, "sku").info(21);
+        assert_eq!((info.available, info.reservations), (count as u64, 0));
+        let mut replayed = live.replay().expect("replay succeeds");
+        assert_eq!(stock(&mut replayed, "sku"), stock(&mut live.store, "sku"));
+    }
+
+    #[test]
+    fn a_stock_expire_that_does_not_match_the_state_fails_replay_and_clients_cannot_send_it() {
+        let mut live = Live::new();
+        live.run(&["STOCK.SET", "sku", "5"], 0);
+        live.run(&["STOCK.RESERVE", "sku", "1", "10"], 0);
+        live.run(&["STOCK.RESERVE", "sku", "1", "20"], 0);
+        live.records.push((
+            15,
+            vec![vec![
+                b"STOCK.EXPIRE".to_vec(),
+                b"sku".to_vec(),
+                b"2".to_vec(),
+            ]],
+        ));
+        assert!(live
+            .replay()
+            .unwrap_err()
+            .contains("not the first due ones"));
+        assert!(command::lookup_for_client(b"stock.expire").is_none());
+        assert!(command::lookup(b"STOCK.EXPIRE").is_some());
+    }
+
+    #[test]
+    fn failing_and_unchanged_calls_log_nothing() {
+        let mut live = Live::new();
+        let failing: &[&[&str]] = &[
+            &["STOCK.TAKE", "missing", "1"],
+            &["STOCK.SET", "sku", "-1"],
+            &["STOCK.SET", "sku", "x"],
+            &["STOCK.ADD", "sku", "0"],
+            &["STOCK.ADD", "sku", "1", "ID"],
+            &["STOCK.ADD", "sku", "1", "NOPE", "r"],
+        ];
+        for arguments in failing {
+            assert!(live.run(arguments, 0).is_error(), "{arguments:?}");
+        }
+        assert!(live.records.is_empty());
+        assert!(
+            !live.store.keyspace.contains(b"sku", 0),
+            "a failed create leaves no key"
+        );
+        live.run(&["STOCK.SET", "sku", "0"], 0);
+        assert_eq!(live.records.len(), 1, "creating the key is a change");
+        live.run(&["STOCK.SET", "sku", "0"], 0);
+        live.run(&["STOCK.TAKE", "sku", "1"], 0);
+        live.run(&["STOCK.ADD", "sku", "1", "ID", "r1"], 0);
+        live.run(&["STOCK.ADD", "sku", "1", "ID", "r1"], 0);
+        assert_eq!(live.records.len(), 2, "only the first ADD changed anything");
+    }
+}
