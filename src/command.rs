@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use crate::resp::Reply;
-use crate::store::{keys, sets, strings, Call, Mutations, Store};
+use crate::store::{coupon_commands, keys, sets, stock_commands, strings, Call, Mutations, Store};
 
 pub type StoreHandler = fn(&mut Store, &mut Call) -> Reply;
 
@@ -55,6 +55,9 @@ pub const READONLY: u32 = 1 << 3;
 pub const ADMIN: u32 = 1 << 4;
 /// Refused inside MULTI (WATCH).
 pub const NOT_IN_MULTI: u32 = 1 << 5;
+/// Written to the log by the server itself and run only by replay; clients get "unknown command" and
+/// COMMAND does not list it ([`lookup_for_client`]).
+pub const INTERNAL: u32 = 1 << 6;
 
 #[derive(Debug)]
 pub struct CommandSpec {
@@ -75,6 +78,10 @@ pub struct CommandSpec {
 impl CommandSpec {
     pub fn is_write(&self) -> bool {
         self.flags & WRITE != 0
+    }
+
+    pub fn is_for_clients(&self) -> bool {
+        self.flags & INTERNAL == 0
     }
 
     pub fn arity_accepts(&self, count: usize) -> bool {
@@ -786,6 +793,161 @@ pub static COMMANDS: &[CommandSpec] = &[
         D(sets::srandmember),
         "set",
         "Returns random members."
+    ), // Coupons.
+    command!(
+        "coupon.create",
+        -3,
+        WRITE,
+        1,
+        1,
+        1,
+        D(coupon_commands::create),
+        "coupon",
+        "Creates a coupon event: total, PERUSER, START and END."
+    ),
+    command!(
+        "coupon.issue",
+        -3,
+        WRITE,
+        1,
+        1,
+        1,
+        D(coupon_commands::issue),
+        "coupon",
+        "Issues the next coupon number to a user, at most once per request ID."
+    ),
+    command!(
+        "coupon.get",
+        3,
+        READONLY,
+        1,
+        1,
+        1,
+        D(coupon_commands::get),
+        "coupon",
+        "Returns the coupon numbers a user holds."
+    ),
+    command!(
+        "coupon.revoke",
+        3,
+        WRITE,
+        1,
+        1,
+        1,
+        D(coupon_commands::revoke),
+        "coupon",
+        "Returns a user's coupons to the pool."
+    ),
+    command!(
+        "coupon.info",
+        2,
+        READONLY,
+        1,
+        1,
+        1,
+        D(coupon_commands::info),
+        "coupon",
+        "Returns an event's counts, limits and state."
+    ),
+    command!(
+        "coupon.holders",
+        4,
+        READONLY,
+        1,
+        1,
+        1,
+        D(coupon_commands::holders),
+        "coupon",
+        "Iterates the holders in issue order."
+    ),
+    // Stock.
+    command!(
+        "stock.set",
+        3,
+        WRITE,
+        1,
+        1,
+        1,
+        D(stock_commands::set),
+        "stock",
+        "Sets the available units of a sku, creating it."
+    ),
+    command!(
+        "stock.add",
+        -3,
+        WRITE,
+        1,
+        1,
+        1,
+        D(stock_commands::add),
+        "stock",
+        "Adds units to a sku, creating it, at most once per request ID."
+    ),
+    command!(
+        "stock.take",
+        -3,
+        WRITE,
+        1,
+        1,
+        1,
+        D(stock_commands::take),
+        "stock",
+        "Takes units outright, all or nothing, at most once per request ID."
+    ),
+    command!(
+        "stock.reserve",
+        -4,
+        WRITE,
+        1,
+        1,
+        1,
+        D(stock_commands::reserve),
+        "stock",
+        "Holds units for a time, at most once per request ID."
+    ),
+    command!(
+        "stock.confirm",
+        3,
+        WRITE,
+        1,
+        1,
+        1,
+        D(stock_commands::confirm),
+        "stock",
+        "Turns a reservation's units into sold ones."
+    ),
+    command!(
+        "stock.release",
+        3,
+        WRITE,
+        1,
+        1,
+        1,
+        D(stock_commands::release),
+        "stock",
+        "Returns a reservation's units to available."
+    ),
+    command!(
+        "stock.info",
+        2,
+        READONLY,
+        1,
+        1,
+        1,
+        D(stock_commands::info),
+        "stock",
+        "Returns a sku's counts."
+    ),
+    command!(
+        "stock.expire",
+        -3,
+        WRITE | INTERNAL,
+        1,
+        1,
+        1,
+        D(stock_commands::expire),
+        "stock",
+        "Expires due reservations (written to the log by the active expiry cycle; not for clients)."
     ),
 ];
 
@@ -807,6 +969,16 @@ pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
         *slot = byte.to_ascii_lowercase();
     }
     table.get(&lower[..name.len()]).copied()
+}
+
+/// Finds a command a client may send: internal commands are unknown to clients.
+pub fn lookup_for_client(name: &[u8]) -> Option<&'static CommandSpec> {
+    lookup(name).filter(|spec| spec.is_for_clients())
+}
+
+/// The commands clients may send, for COMMAND.
+pub fn client_commands() -> impl Iterator<Item = &'static CommandSpec> {
+    COMMANDS.iter().filter(|spec| spec.is_for_clients())
 }
 
 /// Redis's reply to an unknown command: the name as sent and the first arguments, each cut to 128 bytes.

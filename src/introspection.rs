@@ -7,7 +7,7 @@ use std::fmt::Write;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::command::{self, CommandSpec, COMMANDS};
+use crate::command::{self, CommandSpec};
 use crate::config::{Config, YesNo};
 use crate::journal::Journal;
 use crate::resp::Reply;
@@ -310,7 +310,7 @@ pub fn config(server: &mut Server, arguments: &[&[u8]]) -> Reply {
             }
             Reply::Map(pairs)
         }
-        "set" if arguments.len() >= 4 && arguments.len() % 2 == 0 => {
+        "set" if arguments.len() >= 4 && arguments.len().is_multiple_of(2) => {
             config_set(server, &arguments[2..])
         }
         "resetstat" if arguments.len() == 2 => Reply::OK,
@@ -392,35 +392,38 @@ fn config_set(server: &mut Server, pairs: &[&[u8]]) -> Reply {
 
 pub fn command(arguments: &[&[u8]]) -> Reply {
     let Some(subcommand) = arguments.get(1) else {
-        return Reply::Array(COMMANDS.iter().map(command_info).collect());
+        return Reply::Array(command::client_commands().map(command_info).collect());
     };
     let subcommand = String::from_utf8_lossy(subcommand).to_lowercase();
     match subcommand.as_str() {
-        "count" if arguments.len() == 2 => Reply::Integer(COMMANDS.len() as i64),
+        "count" if arguments.len() == 2 => {
+            Reply::Integer(command::client_commands().count() as i64)
+        }
         "list" if arguments.len() == 2 => Reply::Array(
-            COMMANDS
-                .iter()
+            command::client_commands()
                 .map(|spec| Reply::bulk(spec.name.as_bytes()))
                 .collect(),
         ),
         "info" => {
             if arguments.len() == 2 {
-                return Reply::Array(COMMANDS.iter().map(command_info).collect());
+                return Reply::Array(command::client_commands().map(command_info).collect());
             }
             Reply::Array(
                 arguments[2..]
                     .iter()
-                    .map(|name| command::lookup(name).map_or(Reply::NullArray, command_info))
+                    .map(|name| {
+                        command::lookup_for_client(name).map_or(Reply::NullArray, command_info)
+                    })
                     .collect(),
             )
         }
         "docs" => {
             let specs: Vec<&CommandSpec> = if arguments.len() == 2 {
-                COMMANDS.iter().collect()
+                command::client_commands().collect()
             } else {
                 arguments[2..]
                     .iter()
-                    .filter_map(|name| command::lookup(name))
+                    .filter_map(|name| command::lookup_for_client(name))
                     .collect()
             };
             Reply::Map(
@@ -442,12 +445,7 @@ fn command_info(spec: &CommandSpec) -> Reply {
     Reply::Array(vec![
         Reply::bulk(spec.name.as_bytes()),
         Reply::Integer(spec.arity as i64),
-        Reply::Set(
-            spec.flag_names()
-                .into_iter()
-                .map(|flag| Reply::status(flag))
-                .collect(),
-        ),
+        Reply::Set(spec.flag_names().into_iter().map(Reply::status).collect()),
         Reply::Integer(spec.first_key as i64),
         Reply::Integer(spec.last_key as i64),
         Reply::Integer(spec.key_step as i64),

@@ -141,6 +141,11 @@ pub const STOCK_SETTLED_WINDOW_MS: u64 = 24 * 60 * 60 * 1000;
 /// The most settled reservations one sku remembers; the oldest are forgotten first.
 pub const STOCK_SETTLED_REMEMBERED_MAX: usize = 100_000;
 
+/// Reservations of one sku the loop's active cycle expires per due timer; more due ones wait for the next
+/// iteration. With `EXPIRED_KEYS_PER_ITERATION_MAX` skus per iteration this bounds one cycle's work and the
+/// size of its `STOCK.EXPIRE` log records.
+pub const STOCK_RESERVATIONS_EXPIRED_PER_TIMER_MAX: usize = 256;
+
 const _: () = assert!(COUPON_TOTAL_MAX <= COUPON_NUMBER_MAX);
 const _: () = assert!(
     COUPON_NUMBER_MAX < u32::MAX as u64,

@@ -463,9 +463,8 @@ impl Server {
             self.stats.output_bytes += (before - connection.pending_output()) as u64;
             let finished =
                 connection.output_is_empty() && (connection.close_after_reply || connection.broken);
-            if !healthy || finished {
-                self.close(slot);
-            } else if connection.broken && !connection.has_held_replies() {
+            let broken_and_idle = connection.broken && !connection.has_held_replies();
+            if !healthy || finished || broken_and_idle {
                 self.close(slot);
             }
         }
@@ -557,7 +556,7 @@ impl Server {
 
     /// Runs one request for `connection` and queues its reply.
     fn execute(&mut self, connection: &mut Connection, arguments: &[&[u8]]) -> After {
-        let Some(spec) = command::lookup(arguments[0]) else {
+        let Some(spec) = command::lookup_for_client(arguments[0]) else {
             if connection.transaction.is_some() {
                 connection.transaction_failed = true;
             }

@@ -11,11 +11,13 @@
 //! logs nothing.
 
 pub mod coupon;
+pub mod coupon_commands;
 pub mod idempotency;
 pub mod keys;
 pub mod keyspace;
 pub mod sets;
 pub mod stock;
+pub mod stock_commands;
 pub mod strings;
 
 use bytes::Bytes;
@@ -78,13 +80,14 @@ pub fn fire_due_timers(
         let Some(entry) = store.keyspace.get_mut(key, now_ms) else {
             continue;
         };
-        match &mut entry.value {
-            // Each value type with deadlines gets its arm here: it expires what is due (bounded), logs
-            // the outcome as a canonical command and registers its next deadline.
-            Value::String(_) | Value::Set(_) | Value::Coupon(_) | Value::Stock(_) => {}
-        }
+        // Each value type with deadlines gets its arm here: it expires what is due (bounded), logs the
+        // outcome as a canonical command and answers its next deadline, registered below.
+        let next_deadline_ms = match &mut entry.value {
+            Value::Stock(stock) => stock_commands::fire_timer(stock, key, now_ms, mutations),
+            Value::String(_) | Value::Set(_) | Value::Coupon(_) => None,
+        };
+        store.keyspace.set_timer(key, next_deadline_ms);
     }
-    let _ = mutations;
     due
 }
 
@@ -205,4 +208,28 @@ pub fn is_option(argument: &[u8], upper: &str) -> bool {
 pub fn integer_bytes(value: i64) -> Bytes {
     let mut buffer = itoa::Buffer::new();
     Bytes::copy_from_slice(buffer.format(value).as_bytes())
+}
+
+/// A count or quantity as an integer reply. Every one is bounded far below `i64::MAX` by `limits`;
+/// saturating keeps a broken bound from ever panicking the loop.
+pub fn integer_reply(value: u64) -> Reply {
+    Reply::Integer(i64::try_from(value).unwrap_or(i64::MAX))
+}
+
+/// Parses argument `index` of `call` as an unsigned integer. A negative value becomes `u64::MAX`, which
+/// every range check of the value types refuses with its own message ("total must be between 1 and ..."),
+/// so the client hears the bound rather than a bare "not an integer".
+pub fn unsigned_or_out_of_range(call: &Call, index: usize) -> Result<u64, Reply> {
+    let value = call.integer(index)?;
+    Ok(u64::try_from(value).unwrap_or(u64::MAX))
+}
+
+/// Parses an optional trailing `ID request-id` starting at argument `index`: nothing, or exactly those
+/// two arguments.
+pub fn parse_request_id<'a>(call: &Call<'a>, index: usize) -> Result<Option<&'a [u8]>, Reply> {
+    match call.arguments.len().saturating_sub(index) {
+        0 => Ok(None),
+        2 if is_option(call.argument(index), "ID") => Ok(Some(call.argument(index + 1))),
+        _ => Err(syntax_error()),
+    }
 }

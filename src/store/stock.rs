@@ -371,6 +371,18 @@ impl Stock {
         expired
     }
 
+    /// The ids `expire_due(now_ms, max_count)` would expire, in the same order, without changing anything.
+    /// Replay checks a logged `STOCK.EXPIRE` against this before applying it.
+    pub fn due_reservation_ids(
+        &self,
+        now_ms: u64,
+        max_count: usize,
+    ) -> impl Iterator<Item = ReservationId> + '_ {
+        self.due(now_ms)
+            .take(max_count)
+            .map(|(_, reservation_id)| *reservation_id)
+    }
+
     /// When the earliest open reservation falls due, for the loop's timer.
     pub fn next_expiry_ms(&self) -> Option<u64> {
         self.expiry_order

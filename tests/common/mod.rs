@@ -189,7 +189,10 @@ pub fn run_to_exit(dir: &Path, extra: &[&str]) -> (Option<i32>, String) {
         .args(extra)
         .output()
         .expect("run dibs");
-    (output.status.code(), String::from_utf8_lossy(&output.stderr).into_owned())
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }
 
 /// A client speaking raw RESP bytes, for what a library would not send.
@@ -229,7 +232,11 @@ impl RawClient {
             }
             let mut chunk = [0u8; 65536];
             let count = self.stream.read(&mut chunk).expect("read reply");
-            assert!(count > 0, "connection closed while waiting for a reply; got {:?}", String::from_utf8_lossy(&self.buffer));
+            assert!(
+                count > 0,
+                "connection closed while waiting for a reply; got {:?}",
+                String::from_utf8_lossy(&self.buffer)
+            );
             self.buffer.extend_from_slice(&chunk[..count]);
         }
     }
@@ -245,7 +252,12 @@ impl RawClient {
             match self.stream.read(&mut chunk) {
                 Ok(0) => return true,
                 Ok(_) => continue,
-                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock || error.kind() == std::io::ErrorKind::TimedOut => return false,
+                Err(error)
+                    if error.kind() == std::io::ErrorKind::WouldBlock
+                        || error.kind() == std::io::ErrorKind::TimedOut =>
+                {
+                    return false
+                }
                 Err(_) => return true,
             }
         }
@@ -269,7 +281,11 @@ pub fn reply_length(bytes: &[u8]) -> Option<usize> {
         }
         b'*' | b'~' | b'>' | b'%' | b'|' => {
             let count: i64 = header.parse().ok()?;
-            let elements = if bytes[0] == b'%' || bytes[0] == b'|' { count * 2 } else { count };
+            let elements = if bytes[0] == b'%' || bytes[0] == b'|' {
+                count * 2
+            } else {
+                count
+            };
             let mut offset = after;
             for _ in 0..elements.max(0) {
                 offset += reply_length(&bytes[offset..])?;
