@@ -8,3 +8,4 @@
 //! - `aof`: the log: record framing, the syncer thread (group commit), replay and repair.
 //! - `connection`: one client's buffers and state. `server`: the mio event loop that owns everything.
 pub mod limits;
+pub mod store;
