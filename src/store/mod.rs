@@ -1,1 +1,2 @@
+pub mod likes;
 pub mod throttle;
