@@ -1,2 +1,3 @@
 pub mod likes;
+pub mod queue;
 pub mod throttle;
