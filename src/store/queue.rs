@@ -87,6 +87,7 @@ impl WaitingRoom {
             return Err(format!("ERR user id longer than {USER_ID_BYTES_MAX} bytes"));
         }
         let known = self.entry_id_by_user.get(user).copied();
+        let mut frees_a_place = false;
         if let Some(entry_id) = known {
             match self.entry(entry_id).state {
                 EntryState::Waiting {
@@ -99,11 +100,14 @@ impl WaitingRoom {
                 EntryState::Admitted { pass_expires_ms } if now_ms < pass_expires_ms => {
                     return Ok(0)
                 }
-                // Idle past the timeout, or the pass expired: the user is gone and joins anew. Both free a
-                // place, so the capacity check below cannot fail after this removal.
-                _ => {}
+                // Idle past the timeout (their place is freed), or the pass expired (no place to free): the
+                // user is gone and joins anew.
+                EntryState::Waiting { .. } => frees_a_place = true,
+                EntryState::Admitted { .. } => {}
             }
-        } else if self.waiting_count >= QUEUE_WAITERS_MAX {
+        }
+        // Checked before any change, so a refused JOIN changes nothing.
+        if !frees_a_place && self.waiting_count >= QUEUE_WAITERS_MAX {
             return Err(format!(
                 "ERR waiting room is full ({QUEUE_WAITERS_MAX} waiters)"
             ));
@@ -574,6 +578,26 @@ mod tests {
         );
         assert_eq!(room.admit(1, 1_000, NOW + 1_000), Ok(vec![]));
         room.check_invariants();
+    }
+
+    #[test]
+    fn a_full_room_refuses_newcomers_and_expired_pass_holders_but_keeps_waiters() {
+        let mut room = WaitingRoom::new();
+        room.join(b"admitted", NOW).unwrap();
+        room.admit(1, 10, NOW).unwrap();
+        room.join(b"waiting", NOW).unwrap();
+        // Pretend the other places are taken: only the capacity check reads the count before a change.
+        room.waiting_count = QUEUE_WAITERS_MAX;
+        assert!(room.join(b"new", NOW).unwrap_err().contains("full"));
+        assert!(room
+            .join(b"admitted", NOW + 10)
+            .unwrap_err()
+            .contains("full"));
+        assert_eq!(room.join(b"waiting", NOW + 10), Ok(1));
+        assert!(
+            room.entry_id_by_user.contains_key(&b"admitted"[..]),
+            "a refused JOIN changed nothing"
+        );
     }
 
     #[test]
