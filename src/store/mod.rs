@@ -15,10 +15,13 @@ pub mod coupon_commands;
 pub mod idempotency;
 pub mod keys;
 pub mod keyspace;
+pub mod likes;
+pub mod queue;
 pub mod sets;
 pub mod stock;
 pub mod stock_commands;
 pub mod strings;
+pub mod throttle;
 
 use bytes::Bytes;
 use indexmap::IndexSet;

@@ -1,0 +1,93 @@
+//! Bytes per like at the benchmark's shape: 2 million likes, Zipf (s = 1) over 20,000 posts, integer user
+//! ids up to 50 million, each post under a key like the keyspace holds it. Prints the resident memory
+//! growth per like (what the benchmark compares with Redis's ~45 bytes per SADD member) and what
+//! `approximate_memory_bytes` accounts for.
+//!
+//! cargo run --release --example likes_memory [likes] [posts]
+
+use dibs::store::likes::Likes;
+use std::collections::HashMap;
+
+fn resident_bytes() -> usize {
+    let statm = std::fs::read_to_string("/proc/self/statm").expect("Linux /proc");
+    let pages: usize = statm
+        .split_whitespace()
+        .nth(1)
+        .expect("resident field")
+        .parse()
+        .expect("a number");
+    pages * 4096
+}
+
+fn main() {
+    let mut arguments = std::env::args()
+        .skip(1)
+        .map(|a| a.parse::<usize>().expect("a count"));
+    let likes_total = arguments.next().unwrap_or(2_000_000);
+    let posts = arguments.next().unwrap_or(20_000);
+
+    // A fixed xorshift stream: the measurement is repeatable.
+    let mut random = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move || {
+        random ^= random << 13;
+        random ^= random >> 7;
+        random ^= random << 17;
+        random
+    };
+    let harmonic: f64 = (1..=posts).map(|rank| 1.0 / rank as f64).sum();
+    let mut cumulative = Vec::with_capacity(posts);
+    let mut sum = 0.0;
+    for rank in 1..=posts {
+        sum += 1.0 / rank as f64 / harmonic;
+        cumulative.push(sum);
+    }
+    let names: Vec<Vec<u8>> = (0..posts)
+        .map(|post| format!("post:{post}").into_bytes())
+        .collect();
+
+    let before = resident_bytes();
+    let mut keyspace: HashMap<Vec<u8>, Likes> = HashMap::new();
+    let mut stored = 0;
+    let mut user = itoa_buffer();
+    while stored < likes_total {
+        let uniform = (next() >> 11) as f64 / (1u64 << 53) as f64;
+        let post = cumulative.partition_point(|&c| c < uniform).min(posts - 1);
+        let id = 1 + next() % 50_000_000;
+        let likes = keyspace.entry(names[post].clone()).or_default();
+        if likes
+            .add(format_into(&mut user, id))
+            .expect("valid")
+            .changed
+        {
+            stored += 1;
+        }
+    }
+    let after = resident_bytes();
+
+    let accounted: usize = keyspace.values().map(Likes::approximate_memory_bytes).sum();
+    let largest = keyspace.values().map(Likes::count).max().unwrap_or(0);
+    println!(
+        "likes: {stored} over {} posts (largest post: {largest})",
+        keyspace.len()
+    );
+    println!(
+        "resident growth: {:.2} bytes per like ({} bytes)",
+        (after - before) as f64 / stored as f64,
+        after - before
+    );
+    println!(
+        "approximate_memory_bytes: {:.2} bytes per like",
+        accounted as f64 / stored as f64
+    );
+}
+
+fn itoa_buffer() -> Vec<u8> {
+    Vec::with_capacity(20)
+}
+
+fn format_into(buffer: &mut Vec<u8>, value: u64) -> &[u8] {
+    use std::io::Write;
+    buffer.clear();
+    write!(buffer, "{value}").expect("writing to a vector");
+    buffer
+}
