@@ -189,7 +189,10 @@ pub fn run_to_exit(dir: &Path, extra: &[&str]) -> (Option<i32>, String) {
         .args(extra)
         .output()
         .expect("run dibs");
-    (output.status.code(), String::from_utf8_lossy(&output.stderr).into_owned())
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }
 
 /// A client speaking raw RESP bytes, for what a library would not send.
@@ -229,13 +232,23 @@ impl RawClient {
             }
             let mut chunk = [0u8; 65536];
             let count = self.stream.read(&mut chunk).expect("read reply");
-            assert!(count > 0, "connection closed while waiting for a reply; got {:?}", String::from_utf8_lossy(&self.buffer));
+            assert!(
+                count > 0,
+                "connection closed while waiting for a reply; got {:?}",
+                String::from_utf8_lossy(&self.buffer)
+            );
             self.buffer.extend_from_slice(&chunk[..count]);
         }
     }
 
     pub fn read_reply_string(&mut self) -> String {
         String::from_utf8_lossy(&self.read_reply()).into_owned()
+    }
+
+    /// Sends a command and returns its whole reply as text: one round trip.
+    pub fn call(&mut self, arguments: &[&str]) -> String {
+        self.command(arguments);
+        self.read_reply_string()
     }
 
     /// True once the server has closed the connection (reads return 0 or fail), within the deadline.
@@ -245,7 +258,12 @@ impl RawClient {
             match self.stream.read(&mut chunk) {
                 Ok(0) => return true,
                 Ok(_) => continue,
-                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock || error.kind() == std::io::ErrorKind::TimedOut => return false,
+                Err(error)
+                    if error.kind() == std::io::ErrorKind::WouldBlock
+                        || error.kind() == std::io::ErrorKind::TimedOut =>
+                {
+                    return false
+                }
                 Err(_) => return true,
             }
         }
@@ -269,7 +287,11 @@ pub fn reply_length(bytes: &[u8]) -> Option<usize> {
         }
         b'*' | b'~' | b'>' | b'%' | b'|' => {
             let count: i64 = header.parse().ok()?;
-            let elements = if bytes[0] == b'%' || bytes[0] == b'|' { count * 2 } else { count };
+            let elements = if bytes[0] == b'%' || bytes[0] == b'|' {
+                count * 2
+            } else {
+                count
+            };
             let mut offset = after;
             for _ in 0..elements.max(0) {
                 offset += reply_length(&bytes[offset..])?;
