@@ -890,7 +890,10 @@ impl Server {
             if connection.transaction.is_some() { "x" } else { "N" },
             connection.transaction.as_ref().map_or(-1, |queued| queued.len() as i64),
             connection.unprocessed_bytes(),
-            connection.read_buffer.len() - connection.filled,
+            // While a connection's own command runs, `process` has lent its request buffer out (the
+            // arguments borrow it), so the buffer looks empty here: report no free space rather than
+            // underflow.
+            connection.read_buffer.len().saturating_sub(connection.filled),
             connection.pending_output(),
             connection.read_buffer.len() + connection.output_capacity(),
             connection.last_command,
