@@ -1034,7 +1034,7 @@ impl Server {
     pub(crate) fn introspection_view(&self) -> crate::introspection::View<'_> {
         crate::introspection::View {
             config: &self.config,
-            requirepass_set: self.settings.requirepass.is_some(),
+            requirepass: self.settings.requirepass.as_deref(),
             maxclients: self.settings.maxclients,
             output_buffer_limit: self.settings.output_buffer_limit,
             protected_mode: self.settings.protected_mode,
