@@ -73,6 +73,50 @@ fn pipeline_of_1000_raw_commands_in_one_write_replies_in_order() {
     assert_eq!(client.read_reply_string(), "$2\r\nhi\r\n");
 }
 
+#[test]
+fn a_pipeline_longer_than_one_iteration_budget_and_a_large_value() {
+    let (_dir, server) = start("pipeline-long");
+    let mut client = server.raw();
+    let request = b"*2\r\n$4\r\nINCR\r\n$1\r\nn\r\n".repeat(10_000);
+    client.send(&request);
+    for index in 1..=10_000 {
+        assert_eq!(client.read_reply_string(), format!(":{index}\r\n"));
+    }
+    // A 5 MB value arrives over many reads and many loop iterations.
+    let mut connection = server.connection();
+    let value: Vec<u8> = (0..5 * 1024 * 1024)
+        .map(|index| (index % 251) as u8)
+        .collect();
+    let _: () = redis::cmd("SET")
+        .arg("large")
+        .arg(&value)
+        .query(&mut connection)
+        .unwrap();
+    let back: Vec<u8> = redis::cmd("GET")
+        .arg("large")
+        .query(&mut connection)
+        .unwrap();
+    assert!(back == value, "the 5 MB value came back different");
+    assert_eq!(client.call(&["STRLEN", "large"]), ":5242880\r\n");
+}
+
+#[test]
+fn a_client_that_half_closes_still_gets_every_reply() {
+    let (_dir, server) = start("half-close");
+    let mut client = server.raw();
+    client.send(b"SET a 1\r\nINCR a\r\nGET a\r\n");
+    client
+        .stream
+        .shutdown(std::net::Shutdown::Write)
+        .expect("shutdown");
+    assert_eq!(client.read_reply_string(), "+OK\r\n");
+    assert_eq!(client.read_reply_string(), ":2\r\n");
+    assert_eq!(client.read_reply_string(), "$1\r\n2\r\n");
+    assert!(client.is_closed_by_server());
+    let mut other = server.raw();
+    assert_eq!(other.call(&["GET", "a"]), "$1\r\n2\r\n");
+}
+
 // --- Inline commands ---
 
 #[test]
@@ -158,6 +202,15 @@ fn protocol_errors_reply_and_close_only_that_connection() {
         "unbalanced quotes",
     );
     assert_protocol_error(&server, b"SET a \"b\r\n", "unbalanced quotes");
+    // Requests before the bad one in the same write are answered first.
+    let mut client = server.raw();
+    client.send(b"*1\r\n$4\r\nPING\r\n*1\r\nfoo\r\nPING\r\n");
+    assert_eq!(client.read_reply_string(), "+PONG\r\n");
+    assert_eq!(
+        client.read_reply_string(),
+        "-ERR Protocol error: expected '$', got 'f'\r\n"
+    );
+    assert!(client.is_closed_by_server());
     // The server itself is fine afterwards.
     let mut connection = server.connection();
     let reply: String = redis::cmd("PING").query(&mut connection).unwrap();
