@@ -301,6 +301,119 @@ fn expiry_survives_a_restart_as_absolute_times() {
     assert_eq!(client.call(&["DBSIZE"]), ":5\r\n");
 }
 
+/// Every key with its type, value (set members sorted) and whether it has an expiry.
+fn snapshot(client: &mut RawClient) -> Vec<(String, String, String, bool)> {
+    let mut connection_keys: Vec<String> = Vec::new();
+    let listing = client.call(&["KEYS", "*"]);
+    for line in listing.split("\r\n").skip(1).collect::<Vec<_>>().chunks(2) {
+        if line.len() == 2 {
+            connection_keys.push(line[1].to_string());
+        }
+    }
+    connection_keys.sort();
+    connection_keys
+        .into_iter()
+        .map(|key| {
+            let kind = client.call(&["TYPE", &key]);
+            let value = if kind == "+set\r\n" {
+                let reply = client.call(&["SMEMBERS", &key]);
+                let mut members: Vec<&str> = reply.split("\r\n").skip(1).collect();
+                members.sort();
+                members.join(",")
+            } else {
+                client.call(&["GET", &key])
+            };
+            let expiring = integer(&client.call(&["PTTL", &key])) >= 0;
+            (key, kind, value, expiring)
+        })
+        .collect()
+}
+
+#[test]
+fn a_restart_rebuilds_exactly_the_same_keyspace() {
+    let dir = TempDir::new("restart-same");
+    let mut server = Server::start(dir.path(), &[]);
+    let mut client = server.raw();
+    let script: &[&[&str]] = &[
+        &["SET", "plain", "v"],
+        &["SET", "gone", "v"],
+        &["GETDEL", "gone"],
+        &["MSET", "m1", "1", "m2", "2"],
+        &["INCRBY", "m1", "41"],
+        &["DECR", "m2"],
+        &["APPEND", "m2", "tail"],
+        &["APPEND", "fresh", "start"],
+        &["SETNX", "plain", "ignored"],
+        &["SETNX", "nx", "v"],
+        &["SADD", "set", "a", "b", "c", "d", "e"],
+        &["SREM", "set", "b"],
+        &["SPOP", "set"],
+        &["SPOP", "set", "2"],
+        &["SADD", "emptied", "x"],
+        &["SREM", "emptied", "x"],
+        &["SET", "ttl", "v", "EX", "100"],
+        &["SET", "ttl", "w", "KEEPTTL"],
+        &["INCR", "counter"],
+        &["EXPIRE", "counter", "100"],
+        &["INCR", "counter"],
+        &["SET", "persist", "v", "PX", "100000"],
+        &["PERSIST", "persist"],
+        &["SETEX", "setex", "100", "v"],
+        &["PSETEX", "psetex", "100000", "v"],
+        &["EXPIRE", "plain", "100", "NX"],
+        &["PEXPIRE", "plain", "200000", "GT"],
+        &["SET", "past", "v", "EXAT", "1"],
+        &["SET", "deleted", "v"],
+        &["DEL", "deleted", "missing"],
+        &["SET", "unlinked", "v"],
+        &["UNLINK", "unlinked"],
+        &["SET", "replaced", "v", "EX", "100"],
+        &["SET", "replaced", "w"],
+        &["SET", "ex-then-gone", "v", "PX", "1"],
+    ];
+    for arguments in script {
+        let reply = client.call(arguments);
+        assert!(!reply.starts_with('-'), "{arguments:?}: {reply}");
+    }
+    // A transaction, logged as one record.
+    assert_eq!(client.call(&["MULTI"]), "+OK\r\n");
+    assert_eq!(client.call(&["INCR", "tx"]), "+QUEUED\r\n");
+    assert_eq!(client.call(&["SADD", "txset", "m"]), "+QUEUED\r\n");
+    assert_eq!(client.call(&["EXEC"]), "*2\r\n:1\r\n:1\r\n");
+    wait_until("ex-then-gone to expire", || {
+        client.call(&["EXISTS", "ex-then-gone"]) == ":0\r\n"
+    });
+    let before = snapshot(&mut client);
+    let names: Vec<&str> = before.iter().map(|(key, ..)| key.as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "counter", "fresh", "m1", "m2", "nx", "persist", "plain", "psetex", "replaced", "set",
+            "setex", "ttl", "tx", "txset"
+        ]
+    );
+    let ttl_before = integer(&client.call(&["PTTL", "ttl"]));
+    let measured_at = Instant::now();
+    drop(client);
+    server.restart();
+    let mut client = server.raw();
+    let after = snapshot(&mut client);
+    assert_eq!(before, after);
+    // Expiry times are absolute: the time spent restarting is not given back.
+    let ttl_after = integer(&client.call(&["PTTL", "ttl"]));
+    let elapsed = measured_at.elapsed().as_millis() as i64;
+    assert!(
+        ttl_after <= ttl_before - elapsed + 5,
+        "PTTL {ttl_before} before, {ttl_after} after {elapsed} ms"
+    );
+    // FLUSHALL is logged too.
+    assert_eq!(client.call(&["FLUSHALL"]), "+OK\r\n");
+    drop(client);
+    server.restart();
+    let mut client = server.raw();
+    assert_eq!(client.call(&["DBSIZE"]), ":0\r\n");
+}
+
 // --- Errors, worded as Redis words them ---
 
 #[test]
