@@ -428,6 +428,28 @@ fn errors_are_worded_as_in_redis_and_change_nothing() {
         client.call(&["foo"]),
         "-ERR unknown command 'foo', with args beginning with: \r\n"
     );
+    // As in Redis, the argument list stops once it reaches 128 bytes, cutting the argument that
+    // crosses the mark; the name is cut at 128 bytes.
+    let (a, b, c) = ("a".repeat(100), "b".repeat(100), "c".repeat(100));
+    assert_eq!(
+        client.call(&["FOO", &a, &b, &c]),
+        format!(
+            "-ERR unknown command 'FOO', with args beginning with: '{a}' '{}' \r\n",
+            "b".repeat(25)
+        )
+    );
+    let long_name = "x".repeat(200);
+    assert_eq!(
+        client.call(&[&long_name, "y"]),
+        format!(
+            "-ERR unknown command '{}', with args beginning with: 'y' \r\n",
+            "x".repeat(128)
+        )
+    );
+    assert_eq!(
+        client.call(&[""]),
+        "-ERR unknown command '', with args beginning with: \r\n"
+    );
     assert_eq!(
         client.call(&["GET"]),
         "-ERR wrong number of arguments for 'get' command\r\n"
