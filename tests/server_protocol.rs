@@ -217,6 +217,46 @@ fn protocol_errors_reply_and_close_only_that_connection() {
     assert_eq!(reply, "PONG");
 }
 
+/// Redis's "Protocol desync regression test": a client that starts a request badly and then streams bytes
+/// without a newline is cut off with a protocol error, not buffered forever.
+#[test]
+fn a_desynchronised_client_streaming_garbage_is_cut_off() {
+    let (_dir, server) = start("desync");
+    for start in [&b"\x00"[..], b"*\x00", b"$\x00"] {
+        let mut client = server.raw();
+        client.send(start);
+        let payload = [b'A'; 1024];
+        let mut sent = 0usize;
+        let cut_off = loop {
+            if std::io::Write::write_all(&mut client.stream, &payload).is_err() {
+                break true;
+            }
+            sent += payload.len();
+            if sent > 64 * 1024 * 1024 {
+                break false;
+            }
+        };
+        assert!(cut_off, "{start:?}: the server kept reading {sent} bytes");
+        // The error reply may or may not survive the reset; the connection must be gone either way.
+        let mut bystander = server.raw();
+        assert_eq!(bystander.call(&["PING"]), "+PONG\r\n");
+    }
+    let mut client = server.raw();
+    client.send(b"*\x00");
+    client.send(&[b'A'; 70 * 1024]);
+    assert_eq!(
+        client.read_reply_string(),
+        "-ERR Protocol error: too big mbulk count string\r\n"
+    );
+    let mut client = server.raw();
+    client.send(b"$\x00");
+    client.send(&[b'A'; 70 * 1024]);
+    assert_eq!(
+        client.read_reply_string(),
+        "-ERR Protocol error: too big inline request\r\n"
+    );
+}
+
 #[test]
 fn negative_and_zero_multibulk_counts_are_ignored() {
     let (_dir, server) = start("negative-multibulk");
