@@ -981,16 +981,25 @@ pub fn client_commands() -> impl Iterator<Item = &'static CommandSpec> {
     COMMANDS.iter().filter(|spec| spec.is_for_clients())
 }
 
-/// Redis's reply to an unknown command: the name as sent and the first arguments, each cut to 128 bytes.
+/// Redis's reply to an unknown command: the name as sent cut to 128 bytes, then the first arguments,
+/// quoted, until the list reaches 128 bytes (the argument that crosses the mark is cut there).
 pub fn unknown_command(arguments: &[&[u8]]) -> Reply {
-    let mut text = format!(
-        "ERR unknown command '{}', with args beginning with: ",
-        truncated(arguments[0])
-    );
-    for argument in arguments.iter().skip(1).take(16) {
-        text.push_str(&format!("'{}' ", truncated(argument)));
+    const LISTED_ARGUMENTS_LENGTH_MAX: usize = 128;
+    let mut listed = Vec::new();
+    for argument in &arguments[1..] {
+        if listed.len() >= LISTED_ARGUMENTS_LENGTH_MAX {
+            break;
+        }
+        let room = LISTED_ARGUMENTS_LENGTH_MAX - listed.len();
+        listed.push(b'\'');
+        listed.extend_from_slice(&argument[..argument.len().min(room)]);
+        listed.extend_from_slice(b"' ");
     }
-    Reply::error(text)
+    Reply::error(format!(
+        "ERR unknown command '{}', with args beginning with: {}",
+        truncated(arguments[0]),
+        String::from_utf8_lossy(&listed)
+    ))
 }
 
 fn truncated(argument: &[u8]) -> String {

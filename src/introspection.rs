@@ -17,7 +17,8 @@ use crate::store::Store;
 /// A read-only view of the server for INFO and CONFIG GET.
 pub struct View<'a> {
     pub config: &'a Config,
-    pub requirepass_set: bool,
+    /// The password in force now (CONFIG SET may have changed it since start-up).
+    pub requirepass: Option<&'a str>,
     pub maxclients: usize,
     pub output_buffer_limit: usize,
     pub protected_mode: bool,
@@ -285,7 +286,7 @@ fn parameter_value(view: &View, name: &str) -> String {
         "port" => view.local_address.port().to_string(),
         "protected-mode" => yes_no(view.protected_mode),
         // Redis answers the password itself; so do we, to a client that is authenticated anyway.
-        "requirepass" => view.config.requirepass.clone().unwrap_or_default(),
+        "requirepass" => view.requirepass.unwrap_or_default().to_string(),
         "save" => String::new(),
         "timeout" => "0".to_string(),
         _ => String::new(),

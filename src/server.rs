@@ -463,8 +463,9 @@ impl Server {
             self.stats.output_bytes += (before - connection.pending_output()) as u64;
             let finished =
                 connection.output_is_empty() && (connection.close_after_reply || connection.broken);
-            let broken_and_idle = connection.broken && !connection.has_held_replies();
-            if !healthy || finished || broken_and_idle {
+            // A broken connection with nothing held is closed even with output unwritten: nobody reads it.
+            let abandoned = connection.broken && !connection.has_held_replies();
+            if !healthy || finished || abandoned {
                 self.close(slot);
             }
         }
@@ -912,7 +913,10 @@ impl Server {
             if connection.transaction.is_some() { "x" } else { "N" },
             connection.transaction.as_ref().map_or(-1, |queued| queued.len() as i64),
             connection.unprocessed_bytes(),
-            connection.read_buffer.len() - connection.filled,
+            // While a connection's own command runs, `process` has lent its request buffer out (the
+            // arguments borrow it), so the buffer looks empty here: report no free space rather than
+            // underflow.
+            connection.read_buffer.len().saturating_sub(connection.filled),
             connection.pending_output(),
             connection.read_buffer.len() + connection.output_capacity(),
             connection.last_command,
@@ -1053,7 +1057,7 @@ impl Server {
     pub(crate) fn introspection_view(&self) -> crate::introspection::View<'_> {
         crate::introspection::View {
             config: &self.config,
-            requirepass_set: self.settings.requirepass.is_some(),
+            requirepass: self.settings.requirepass.as_deref(),
             maxclients: self.settings.maxclients,
             output_buffer_limit: self.settings.output_buffer_limit,
             protected_mode: self.settings.protected_mode,

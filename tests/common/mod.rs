@@ -245,6 +245,12 @@ impl RawClient {
         String::from_utf8_lossy(&self.read_reply()).into_owned()
     }
 
+    /// Sends a command and returns its whole reply as text: one round trip.
+    pub fn call(&mut self, arguments: &[&str]) -> String {
+        self.command(arguments);
+        self.read_reply_string()
+    }
+
     /// True once the server has closed the connection (reads return 0 or fail), within the deadline.
     pub fn is_closed_by_server(&mut self) -> bool {
         let mut chunk = [0u8; 65536];
