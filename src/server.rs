@@ -1020,8 +1020,7 @@ impl Server {
             .keyspace
             .expire_due(self.now_ms, limits::EXPIRED_KEYS_PER_ITERATION_MAX);
         for key in &expired {
-            self.mutations
-                .push(self.now_ms, [&b"DEL"[..], &key[..]].into_iter());
+            self.mutations.push(self.now_ms, [&b"DEL"[..], &key[..]]);
             self.store.keyspace.touch(key);
         }
         let fired = store::fire_due_timers(

@@ -323,14 +323,17 @@ impl SyncerThread {
                 // window already and syncs at once.
                 let gather_until = self.last_sync + self.gather_window;
                 while group.bytes.len() < SYNCER_APPEND_SIZE_MAX {
-                    let next = if self.policy == FsyncPolicy::Always && Instant::now() < gather_until {
-                        receiver.recv_deadline(gather_until).map_err(|error| match error {
-                            RecvTimeoutError::Timeout => TryRecvError::Empty,
-                            RecvTimeoutError::Disconnected => TryRecvError::Disconnected,
-                        })
-                    } else {
-                        receiver.try_recv()
-                    };
+                    let next =
+                        if self.policy == FsyncPolicy::Always && Instant::now() < gather_until {
+                            receiver
+                                .recv_deadline(gather_until)
+                                .map_err(|error| match error {
+                                    RecvTimeoutError::Timeout => TryRecvError::Empty,
+                                    RecvTimeoutError::Disconnected => TryRecvError::Disconnected,
+                                })
+                        } else {
+                            receiver.try_recv()
+                        };
                     match next {
                         Ok(Message::Batch(batch)) => {
                             group.bytes.extend_from_slice(&batch.bytes);
@@ -420,7 +423,8 @@ impl SyncerThread {
                 let latency = started.elapsed();
                 self.statistics.record_sync(latency);
                 self.last_sync = Instant::now();
-                self.gather_window = (latency / GROUP_COMMIT_GATHER_FRACTION).min(GROUP_COMMIT_GATHER_MAX);
+                self.gather_window =
+                    (latency / GROUP_COMMIT_GATHER_FRACTION).min(GROUP_COMMIT_GATHER_MAX);
                 self.durable_sequence = self.written_sequence;
                 self.durable_length = self.written_length;
                 let report = SyncReport::Durable {

@@ -273,7 +273,7 @@ pub fn fire_timer(
             .into_iter()
             .chain(ids.iter().map(|id| &id[..]));
         let arguments: Vec<&[u8]> = arguments.collect();
-        mutations.push(now_ms, arguments.into_iter());
+        mutations.push(now_ms, arguments);
     }
     stock.next_expiry_ms()
 }
