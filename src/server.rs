@@ -313,7 +313,7 @@ impl Server {
         let mut revisit = false;
         if connection.broken {
             // Nothing more will arrive; what was read is still executed.
-        } else if connection.unprocessed_bytes() < limits::READ_SIZE_PER_ITERATION_MAX {
+        } else if !connection.budget_spent_on_commands {
             let before = connection.filled;
             let outcome = connection.read();
             self.stats.input_bytes += connection.filled.saturating_sub(before) as u64;
@@ -323,7 +323,8 @@ impl Server {
                 ReadOutcome::Closed => connection.broken = true,
             }
         } else {
-            // A deep pipeline is still being executed; read once it has gone down.
+            // Complete requests are still waiting from a deep pipeline: execute those before reading more,
+            // so the buffer doesn't grow faster than it drains.
             revisit = true;
         }
         let limit = if connection.authenticated {
@@ -354,10 +355,12 @@ impl Server {
         // The request buffer is moved out so the arguments can borrow it while the connection takes
         // replies.
         let buffer = std::mem::take(&mut connection.read_buffer);
+        connection.budget_spent_on_commands = false;
         let mut executed = 0;
         let mut after = After::Continue;
         while !connection.close_after_reply {
             if executed >= limits::COMMANDS_PER_ITERATION_MAX {
+                connection.budget_spent_on_commands = true;
                 self.pending_input.push(slot);
                 break;
             }
