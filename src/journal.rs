@@ -115,8 +115,13 @@ impl Journal {
 
     /// The sequence a reply made now must wait for: everything appended so far under `always`, nothing
     /// under the other policies (they trade that guarantee for latency; see protocol.md).
+    ///
+    /// Once the log has failed nothing waits either: `durable_sequence` never moves again, so a reply
+    /// tagged with a later sequence would be held forever. No reply needs to wait then: writes are refused,
+    /// and the server has rebuilt the store from the durable records (`Server::fail_held`), so a read shows
+    /// only durable state. Replies made before the failure was learned were failed by that same call.
     pub fn reply_requirement(&self) -> u64 {
-        if self.policy == Policy::Always && self.syncer.is_some() {
+        if self.policy == Policy::Always && self.syncer.is_some() && self.failure.is_none() {
             self.last_sequence()
         } else {
             0
