@@ -86,7 +86,7 @@ mod tests {
     #[test]
     fn timestamps_are_correct_utc() {
         assert_eq!(utc_timestamp(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
-        let time = UNIX_EPOCH + Duration::from_millis(1_795_305_600_123);
+        let time = UNIX_EPOCH + Duration::from_millis(1_795_219_200_123);
         assert_eq!(utc_timestamp(time), "2026-11-21T00:00:00.123Z");
         let leap = UNIX_EPOCH + Duration::from_secs(951_782_400);
         assert_eq!(utc_timestamp(leap), "2000-02-29T00:00:00.000Z");
