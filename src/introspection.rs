@@ -310,7 +310,7 @@ pub fn config(server: &mut Server, arguments: &[&[u8]]) -> Reply {
             }
             Reply::Map(pairs)
         }
-        "set" if arguments.len() >= 4 && arguments.len() % 2 == 0 => {
+        "set" if arguments.len() >= 4 && arguments.len().is_multiple_of(2) => {
             config_set(server, &arguments[2..])
         }
         "resetstat" if arguments.len() == 2 => Reply::OK,
@@ -442,12 +442,7 @@ fn command_info(spec: &CommandSpec) -> Reply {
     Reply::Array(vec![
         Reply::bulk(spec.name.as_bytes()),
         Reply::Integer(spec.arity as i64),
-        Reply::Set(
-            spec.flag_names()
-                .into_iter()
-                .map(|flag| Reply::status(flag))
-                .collect(),
-        ),
+        Reply::Set(spec.flag_names().into_iter().map(Reply::status).collect()),
         Reply::Integer(spec.first_key as i64),
         Reply::Integer(spec.last_key as i64),
         Reply::Integer(spec.key_step as i64),

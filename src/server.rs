@@ -442,9 +442,9 @@ impl Server {
             self.stats.output_bytes += (before - connection.pending_output()) as u64;
             let finished =
                 connection.output_is_empty() && (connection.close_after_reply || connection.broken);
-            if !healthy || finished {
-                self.close(slot);
-            } else if connection.broken && !connection.has_held_replies() {
+            // A broken connection with nothing held has nothing left to send.
+            let abandoned = connection.broken && !connection.has_held_replies();
+            if !healthy || finished || abandoned {
                 self.close(slot);
             }
         }

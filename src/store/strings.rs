@@ -90,7 +90,7 @@ pub fn set(store: &mut Store, call: &mut Call) -> Reply {
         } else if is_option(option, "KEEPTTL") && !expiry_given {
             expiry = Expiry::Keep;
             expiry_given = true;
-        } else if !expiry_given && next.is_some() {
+        } else if let (false, Some(next)) = (expiry_given, next) {
             let (unit_ms, relative) = if is_option(option, "EX") {
                 (1000, true)
             } else if is_option(option, "PX") {
@@ -102,7 +102,7 @@ pub fn set(store: &mut Store, call: &mut Call) -> Reply {
             } else {
                 return syntax_error();
             };
-            match absolute_expiry(next.unwrap(), unit_ms, relative, call.now_ms, "set") {
+            match absolute_expiry(next, unit_ms, relative, call.now_ms, "set") {
                 Ok(at) => expiry = Expiry::At(at),
                 Err(reply) => return reply,
             }
@@ -227,7 +227,7 @@ pub fn mget(store: &mut Store, call: &mut Call) -> Reply {
 }
 
 pub fn mset(store: &mut Store, call: &mut Call) -> Reply {
-    if call.arguments.len() % 2 == 0 {
+    if call.arguments.len().is_multiple_of(2) {
         return Reply::error("ERR wrong number of arguments for 'mset' command");
     }
     for pair in call.arguments[1..].chunks_exact(2) {
