@@ -789,9 +789,11 @@ pub static COMMANDS: &[CommandSpec] = &[
     ),
 ];
 
-/// Finds a command by name, ignoring case.
+/// Finds a command by name, ignoring case. Runs once per command, live and on replay, so the table hashes
+/// with ahash rather than the standard SipHash; the names are ours, not an attacker's.
 pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
-    static TABLE: OnceLock<HashMap<&'static [u8], &'static CommandSpec>> = OnceLock::new();
+    type Table = HashMap<&'static [u8], &'static CommandSpec, ahash::RandomState>;
+    static TABLE: OnceLock<Table> = OnceLock::new();
     let table = TABLE.get_or_init(|| {
         COMMANDS
             .iter()
