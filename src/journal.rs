@@ -128,14 +128,16 @@ impl Journal {
         }
     }
 
-    /// Hands this iteration's records to the syncer. Called once per loop iteration.
-    pub fn submit(&mut self) {
+    /// Hands this iteration's records to the syncer. Called once per loop iteration. Returns
+    /// `Progress::Failed` if this found the syncer gone: the caller handles it as a failed log (fails the
+    /// held replies and reloads the durable state), as it does a failure the syncer reports.
+    pub fn submit(&mut self) -> Progress {
         if self.batch.is_empty() {
-            return;
+            return Progress::Nothing;
         }
         let Some(syncer) = &self.syncer else {
             self.batch.clear();
-            return;
+            return Progress::Nothing;
         };
         let bytes = std::mem::replace(&mut self.batch, syncer.take_buffer());
         let batch = Batch {
@@ -146,7 +148,9 @@ impl Journal {
             // The syncer only stops on shutdown or a bug; either way nothing more can be made durable.
             self.failure = Some("the log syncer thread has stopped".to_string());
             log::error!("the log syncer thread has stopped; writes are refused from now on");
+            return Progress::Failed;
         }
+        Progress::Nothing
     }
 
     /// The syncer's counters, for INFO.
@@ -189,7 +193,8 @@ impl Journal {
 
     /// Waits until everything submitted is durable or failed (SHUTDOWN), then stops the syncer.
     pub fn shut_down(&mut self) {
-        self.submit();
+        // A stopped syncer is reported by `shutdown` below.
+        let _ = self.submit();
         if let Some(syncer) = self.syncer.take() {
             if let Err(error) = syncer.shutdown() {
                 log::error!("the log could not be synced at shutdown: {error}");

@@ -196,7 +196,9 @@ impl Server {
                 }
             }
             self.expire_cycle();
-            self.journal.submit();
+            if let Progress::Failed = self.journal.submit() {
+                self.fail_held();
+            }
             self.flush_pending();
         }
         self.journal.shut_down();
