@@ -27,6 +27,9 @@ use mio::{Poll, Token, Waker};
 const SYNC_DELAY: Duration = Duration::from_millis(400);
 /// Slack for timer granularity: a held reply must not leave before `SYNC_DELAY - SYNC_DELAY_SLACK`.
 const SYNC_DELAY_SLACK: Duration = Duration::from_millis(50);
+/// How far apart two threads may note the arrival of replies the server released together, on a busy
+/// machine.
+const THREAD_WAKE_SLACK: Duration = Duration::from_millis(200);
 
 fn strace_wrapper(inject: &str) -> Vec<String> {
     [
@@ -109,7 +112,7 @@ fn under_always_no_reply_shows_a_write_before_its_sync() {
     // Both replies are released by the same durability report; the reader's thread may note the time a
     // little before the writer's, but never a sync's length before it.
     assert!(
-        *shown_at + SYNC_DELAY_SLACK >= acknowledged_at,
+        *shown_at + THREAD_WAKE_SLACK >= acknowledged_at,
         "a GET showed the write {:?} before the SET was acknowledged",
         acknowledged_at - *shown_at
     );
@@ -133,7 +136,7 @@ fn under_everysec_replies_do_not_wait_for_the_sync() {
         assert_eq!(client.read_reply(), b"+OK\r\n");
         let elapsed = sent_at.elapsed();
         assert!(
-            elapsed < SYNC_DELAY / 2,
+            elapsed < SYNC_DELAY - SYNC_DELAY_SLACK,
             "SET {index} waited {elapsed:?} under everysec, as if for the sync"
         );
     }
