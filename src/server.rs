@@ -198,7 +198,9 @@ impl Server {
                 }
             }
             self.expire_cycle();
-            self.journal.submit(self.now_ms);
+            if let Progress::Failed = self.journal.submit(self.now_ms) {
+                self.fail_held();
+            }
             self.flush_pending();
         }
         self.journal.shut_down();
