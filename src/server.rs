@@ -291,6 +291,12 @@ impl Server {
         }
     }
 
+    fn connection_mut(&mut self, slot: usize) -> Option<&mut Connection> {
+        self.connections
+            .get_mut(slot)
+            .and_then(|slot| slot.as_deref_mut())
+    }
+
     fn close(&mut self, slot: usize) {
         if let Some(mut connection) = self.connections.get_mut(slot).and_then(Option::take) {
             self.unwatch_all(&mut connection);
@@ -305,11 +311,7 @@ impl Server {
     /// without waiting for an event: mio is edge-triggered, so no new event would come for bytes already
     /// waiting in the socket.
     fn read_and_process(&mut self, slot: usize) {
-        let Some(connection) = self
-            .connections
-            .get_mut(slot)
-            .and_then(|slot| slot.as_mut())
-        else {
+        let Some(connection) = connection_in(&mut self.connections, slot) else {
             return;
         };
         let mut revisit = false;
@@ -456,11 +458,7 @@ impl Server {
         slots.sort_unstable();
         slots.dedup();
         for slot in slots {
-            let Some(connection) = self
-                .connections
-                .get_mut(slot)
-                .and_then(|slot| slot.as_mut())
-            else {
+            let Some(connection) = connection_in(&mut self.connections, slot) else {
                 continue;
             };
             let before = connection.pending_output();
@@ -495,11 +493,7 @@ impl Server {
         let durable = self.journal.durable_sequence();
         let mut still_holding = Vec::new();
         for slot in std::mem::take(&mut self.holding) {
-            let Some(connection) = self
-                .connections
-                .get_mut(slot)
-                .and_then(|slot| slot.as_mut())
-            else {
+            let Some(connection) = connection_in(&mut self.connections, slot) else {
                 continue;
             };
             if connection.release(durable) {
@@ -519,11 +513,7 @@ impl Server {
     fn fail_held(&mut self) {
         let error = self.log_failure_reply();
         for slot in std::mem::take(&mut self.holding) {
-            if let Some(connection) = self
-                .connections
-                .get_mut(slot)
-                .and_then(|slot| slot.as_mut())
-            {
+            if let Some(connection) = connection_in(&mut self.connections, slot) {
                 self.stats.replies_failed_by_log += connection.fail_held(&error) as u64;
                 self.pending_output.push(slot);
             }
@@ -1042,6 +1032,16 @@ impl Server {
         // If more are due, `poll_timeout` brings the loop back within a millisecond.
         self.commit_mutations();
     }
+}
+
+/// The connection in `slot`, if any. A free function so the borrow stays on `connections` alone.
+fn connection_in(
+    connections: &mut [Option<Box<Connection>>],
+    slot: usize,
+) -> Option<&mut Connection> {
+    connections
+        .get_mut(slot)
+        .and_then(|slot| slot.as_deref_mut())
 }
 
 fn validate_client_name(name: &[u8]) -> Result<(), Reply> {
