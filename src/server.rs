@@ -291,12 +291,6 @@ impl Server {
         }
     }
 
-    fn connection_mut(&mut self, slot: usize) -> Option<&mut Connection> {
-        self.connections
-            .get_mut(slot)
-            .and_then(|slot| slot.as_deref_mut())
-    }
-
     fn close(&mut self, slot: usize) {
         if let Some(mut connection) = self.connections.get_mut(slot).and_then(Option::take) {
             self.unwatch_all(&mut connection);
