@@ -160,3 +160,84 @@ pub fn list(store: &mut Store, call: &mut Call) -> Reply {
         Reply::Array(page.users.iter().map(|user| Reply::bulk(user)).collect()),
     ])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::live_store::{reply_text, Live};
+
+    fn likes<'s>(store: &'s mut Store, key: &str) -> Option<&'s Likes> {
+        read_likes(store, key.as_bytes(), 0).expect("likes or nothing")
+    }
+
+    #[test]
+    fn only_changes_are_logged_and_replay_rebuilds_every_post() {
+        let mut live = Live::new();
+        for (count, user) in ["1", "2", "alice", "3", "007"].into_iter().enumerate() {
+            assert_eq!(
+                reply_text(&live.run(&["LIKE.ADD", "p", user], 0)),
+                format!("*2\r\n:1\r\n:{}\r\n", count + 1)
+            );
+        }
+        assert_eq!(live.records.len(), 5);
+        let unchanged: &[&[&str]] = &[
+            &["LIKE.ADD", "p", "1"],
+            &["LIKE.REMOVE", "p", "nobody"],
+            &["LIKE.REMOVE", "missing", "1"],
+            &["LIKE.HAS", "p", "1"],
+            &["LIKE.MHAS", "1", "p", "missing"],
+            &["LIKE.COUNT", "p", "missing"],
+            &["LIKE.LIST", "p", "0", "10"],
+        ];
+        for arguments in unchanged {
+            assert!(!live.run(arguments, 0).is_error(), "{arguments:?}");
+        }
+        assert_eq!(live.records.len(), 5, "nothing above changed anything");
+        assert_eq!(
+            reply_text(&live.run(&["LIKE.REMOVE", "p", "2"], 0)),
+            "*2\r\n:1\r\n:4\r\n"
+        );
+        live.run(&["LIKE.ADD", "q", "9"], 0);
+        live.run(&["LIKE.REMOVE", "q", "9"], 0);
+        assert!(likes(&mut live.store, "q").is_none(), "an empty post goes");
+        assert_eq!(live.records.len(), 8);
+
+        let mut replayed = live.replay().expect("replay succeeds");
+        let replayed_likes = likes(&mut replayed, "p").expect("replayed").clone();
+        replayed_likes.check_invariants();
+        assert_eq!(Some(&replayed_likes), likes(&mut live.store, "p"));
+        assert!(likes(&mut replayed, "q").is_none());
+    }
+
+    #[test]
+    fn failing_calls_change_and_log_nothing() {
+        let mut live = Live::new();
+        live.run(&["SADD", "set", "m"], 0);
+        live.run(&["LIKE.ADD", "p", "1"], 0);
+        let records = live.records.len();
+        let long_user = "x".repeat(crate::limits::USER_ID_BYTES_MAX + 1);
+        let failing: &[&[&str]] = &[
+            &["LIKE.ADD", "new", &long_user],
+            &["LIKE.ADD", "p", &long_user],
+            &["LIKE.ADD", "set", "1"],
+            &["LIKE.REMOVE", "set", "1"],
+            &["LIKE.HAS", "set", "1"],
+            &["LIKE.MHAS", "1", "p", "set"],
+            &["LIKE.COUNT", "p", "set"],
+            &["LIKE.LIST", "p", "-1", "10"],
+            &["LIKE.LIST", "p", "x", "10"],
+            &["LIKE.LIST", "p", "0", "0"],
+            &["LIKE.LIST", "missing", "0", "1001"],
+            &["LIKE.LIST", "set", "0", "10"],
+        ];
+        for arguments in failing {
+            assert!(live.run(arguments, 0).is_error(), "{arguments:?}");
+        }
+        assert_eq!(live.records.len(), records);
+        assert!(
+            !live.store.keyspace.contains(b"new", 0),
+            "a refused like leaves no post"
+        );
+        assert_eq!(likes(&mut live.store, "p").unwrap().count(), 1);
+    }
+}

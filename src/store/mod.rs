@@ -17,6 +17,8 @@ pub mod keys;
 pub mod keyspace;
 pub mod likes;
 pub mod likes_commands;
+#[cfg(test)]
+pub mod live_store;
 pub mod queue;
 pub mod queue_commands;
 pub mod sets;

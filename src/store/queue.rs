@@ -29,8 +29,9 @@
 //! # Durability (for the command table)
 //! JOIN, POS (it refreshes last-seen), ADMIT, LEAVE and CONFIG change state and must be logged with their
 //! `now_ms`. The users [`WaitingRoom::expire_idle`] drops must be logged too (as LEAVE records, for
-//! example), because positions count idlers until they are dropped. Expired passes need no record: a pass
-//! past its expiry answers as absent whether or not [`WaitingRoom::expire_passes`] has removed it.
+//! example), because positions count idlers until they are dropped. Expired passes need no record for the
+//! answers' sake: a pass past its expiry answers as absent whether or not [`WaitingRoom::expire_passes`] has
+//! removed it. dibs logs them anyway (`queue_commands`), so a replayed room equals the live one.
 
 use crate::limits::{
     QUEUE_ADMIT_COUNT_MAX, QUEUE_IDLE_TIMEOUT_MS_MAX, QUEUE_LINE_COMPACT_MIN,

@@ -267,3 +267,208 @@ pub fn fire_timer(
         Fired::Next(room.next_deadline_ms())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::command;
+    use crate::store::live_store::{reply_text, Live};
+
+    fn room<'s>(store: &'s mut Store, key: &str) -> Option<&'s WaitingRoom> {
+        read_room(store, key.as_bytes(), 0).expect("a room or nothing")
+    }
+
+    fn assert_replay_equal(live: &mut Live, key: &str) {
+        let mut replayed = live.replay().expect("replay succeeds");
+        let replayed_room = room(&mut replayed, key).cloned();
+        if let Some(replayed_room) = &replayed_room {
+            replayed_room.check_invariants();
+        }
+        assert_eq!(replayed_room.as_ref(), room(&mut live.store, key));
+        assert_eq!(
+            replayed.keyspace.next_timer_ms(),
+            live.store.keyspace.next_timer_ms()
+        );
+    }
+
+    #[test]
+    fn polls_admissions_and_the_active_cycle_are_logged_and_replay_to_the_same_room() {
+        let mut live = Live::new();
+        assert_eq!(
+            reply_text(&live.run(&["QUEUE.CONFIG", "r", "IDLE", "1000"], 0)),
+            "+OK\r\n"
+        );
+        for (position, user) in ["a", "b", "c", "d", "e"].into_iter().enumerate() {
+            assert_eq!(
+                reply_text(&live.run(&["QUEUE.JOIN", "r", user], 0)),
+                format!(":{}\r\n", position + 1)
+            );
+        }
+        assert_eq!(live.store.keyspace.next_timer_ms(), Some(1_000));
+        // b, c and e poll; a and d go silent.
+        for user in ["b", "c", "e"] {
+            live.run(&["QUEUE.POS", "r", user], 500);
+        }
+        let records = live.records.len();
+        assert_eq!(
+            reply_text(&live.run(&["QUEUE.POS", "r", "zed"], 500)),
+            "$-1\r\n"
+        );
+        assert_eq!(
+            reply_text(&live.run(&["QUEUE.PASS", "r", "b"], 500)),
+            ":0\r\n"
+        );
+        assert_eq!(reply_text(&live.run(&["QUEUE.LEN", "r"], 500)), ":5\r\n");
+        assert_eq!(
+            live.records.len(),
+            records,
+            "reads and unknown users log nothing"
+        );
+
+        // The active cycle drops a and d and logs each as a LEAVE.
+        assert_eq!(live.fire(1_000), vec![bytes::Bytes::from_static(b"r")]);
+        assert_eq!(
+            live.last_record(),
+            (
+                1_000,
+                vec![
+                    vec!["QUEUE.LEAVE".to_string(), "r".into(), "a".into()],
+                    vec!["QUEUE.LEAVE".to_string(), "r".into(), "d".into()],
+                ]
+            )
+        );
+        assert_eq!(
+            reply_text(&live.run(&["QUEUE.POS", "r", "c"], 1_000)),
+            ":2\r\n"
+        );
+        assert_eq!(
+            reply_text(&live.run(&["QUEUE.ADMIT", "r", "2", "100"], 1_000)),
+            "*2\r\n$1\r\nb\r\n$1\r\nc\r\n"
+        );
+        let records = live.records.len();
+        assert_eq!(
+            reply_text(&live.run(&["QUEUE.POS", "r", "b"], 1_050)),
+            ":0\r\n"
+        );
+        assert_eq!(
+            reply_text(&live.run(&["QUEUE.JOIN", "r", "b"], 1_050)),
+            ":0\r\n"
+        );
+        assert_eq!(
+            live.records.len(),
+            records,
+            "a pass holder's POS and JOIN change nothing"
+        );
+        assert_replay_equal(&mut live, "r");
+
+        // The passes expire at 1100 and e goes idle at 1500: both logged by the active cycle.
+        live.fire(1_100);
+        assert_eq!(live.last_record().1.len(), 2);
+        assert!(room(&mut live.store, "r").unwrap().is_known(b"e"));
+        live.fire(1_500);
+        assert_eq!(
+            live.last_record().1,
+            vec![vec!["QUEUE.LEAVE".to_string(), "r".into(), "e".into()]]
+        );
+        assert!(room(&mut live.store, "r").unwrap().is_empty());
+        assert_eq!(live.store.keyspace.next_timer_ms(), None);
+        assert_replay_equal(&mut live, "r");
+
+        // A configured room is kept while empty; back to the default it goes.
+        live.run(&["QUEUE.CONFIG", "r", "IDLE", "0"], 1_600);
+        assert!(room(&mut live.store, "r").is_none());
+        assert_replay_equal(&mut live, "r");
+    }
+
+    #[test]
+    fn a_room_without_configuration_goes_with_its_last_user() {
+        let mut live = Live::new();
+        live.run(&["QUEUE.JOIN", "r", "a"], 0);
+        live.run(&["QUEUE.JOIN", "r", "b"], 0);
+        assert_eq!(
+            reply_text(&live.run(&["QUEUE.LEAVE", "r", "a"], 0)),
+            ":1\r\n"
+        );
+        live.run(&["QUEUE.ADMIT", "r", "5", "10"], 0);
+        assert!(room(&mut live.store, "r").is_some(), "b holds a pass");
+        live.fire(10);
+        assert!(room(&mut live.store, "r").is_none());
+        assert_replay_equal(&mut live, "r");
+        // A POS that finds an expired pass forgets it (logged), and the room goes.
+        live.run(&["QUEUE.JOIN", "s", "a"], 20);
+        live.run(&["QUEUE.ADMIT", "s", "1", "10"], 20);
+        let records = live.records.len();
+        assert_eq!(
+            reply_text(&live.run(&["QUEUE.POS", "s", "a"], 30)),
+            "$-1\r\n"
+        );
+        assert_eq!(live.records.len(), records + 1);
+        assert!(room(&mut live.store, "s").is_none());
+        assert_replay_equal(&mut live, "s");
+    }
+
+    #[test]
+    fn the_active_cycle_is_bounded_per_room_and_continues() {
+        let mut live = Live::new();
+        live.run(&["QUEUE.CONFIG", "r", "IDLE", "10"], 0);
+        let count = limits::QUEUE_ENTRIES_EXPIRED_PER_TIMER_MAX + 10;
+        for user in 0..count {
+            live.run(&["QUEUE.JOIN", "r", &user.to_string()], 0);
+        }
+        live.fire(10);
+        assert_eq!(
+            live.last_record().1.len(),
+            limits::QUEUE_ENTRIES_EXPIRED_PER_TIMER_MAX
+        );
+        assert_eq!(
+            live.store.keyspace.next_timer_ms(),
+            Some(10),
+            "more are due"
+        );
+        live.fire(11);
+        assert_eq!(live.last_record().1.len(), 10);
+        assert_eq!(room(&mut live.store, "r").unwrap().waiting_count(), 0);
+        assert_replay_equal(&mut live, "r");
+    }
+
+    #[test]
+    fn failing_calls_change_and_log_nothing() {
+        let mut live = Live::new();
+        live.run(&["SADD", "set", "m"], 0);
+        live.run(&["QUEUE.JOIN", "r", "a"], 0);
+        let records = live.records.len();
+        let long_user = "x".repeat(limits::USER_ID_BYTES_MAX + 1);
+        let failing: &[&[&str]] = &[
+            &["QUEUE.JOIN", "new", &long_user],
+            &["QUEUE.JOIN", "set", "a"],
+            &["QUEUE.POS", "set", "a"],
+            &["QUEUE.ADMIT", "r", "0", "100"],
+            &["QUEUE.ADMIT", "r", "1", "0"],
+            &["QUEUE.ADMIT", "r", "-1", "100"],
+            &["QUEUE.ADMIT", "r", "x", "100"],
+            &["QUEUE.ADMIT", "missing", "1", "0"],
+            &["QUEUE.ADMIT", "set", "1", "100"],
+            &["QUEUE.PASS", "set", "a"],
+            &["QUEUE.LEAVE", "set", "a"],
+            &["QUEUE.LEN", "set"],
+            &["QUEUE.CONFIG", "r", "NOPE", "10"],
+            &["QUEUE.CONFIG", "r", "IDLE", "-1"],
+            &["QUEUE.CONFIG", "new", "IDLE", "604800001"],
+            &["QUEUE.CONFIG", "set", "IDLE", "10"],
+        ];
+        for arguments in failing {
+            assert!(live.run(arguments, 0).is_error(), "{arguments:?}");
+        }
+        assert_eq!(live.records.len(), records);
+        assert!(!live.store.keyspace.contains(b"new", 0));
+        assert!(!live.store.keyspace.contains(b"missing", 0));
+        assert_eq!(room(&mut live.store, "r").unwrap().idle_timeout_ms(), 0);
+        // Unchanged calls log nothing either.
+        live.run(&["QUEUE.CONFIG", "r", "IDLE", "0"], 0);
+        live.run(&["QUEUE.CONFIG", "missing", "IDLE", "0"], 0);
+        live.run(&["QUEUE.LEAVE", "r", "nobody"], 0);
+        live.run(&["QUEUE.ADMIT", "missing", "1", "10"], 0);
+        assert_eq!(live.records.len(), records);
+        assert!(command::lookup_for_client(b"queue.leave").is_some());
+    }
+}
