@@ -16,6 +16,12 @@ pub struct Live {
     mutations: Mutations,
 }
 
+impl Default for Live {
+    fn default() -> Live {
+        Live::new()
+    }
+}
+
 impl Live {
     pub fn new() -> Live {
         Live {
