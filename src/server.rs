@@ -313,7 +313,12 @@ impl Server {
         let mut revisit = false;
         if connection.broken {
             // Nothing more will arrive; what was read is still executed.
-        } else if connection.unprocessed_bytes() < limits::READ_SIZE_PER_ITERATION_MAX {
+        } else if connection.unprocessed_bytes() < limits::READ_SIZE_PER_ITERATION_MAX
+            // One request larger than the budget (a multi-megabyte SET) is only ever unprocessed bytes
+            // until its last byte arrives: keep reading it, or the loop revisits it forever. The query
+            // buffer limit below still bounds it.
+            || connection.decoder.in_progress()
+        {
             let before = connection.filled;
             let outcome = connection.read();
             self.stats.input_bytes += connection.filled.saturating_sub(before) as u64;
