@@ -12,6 +12,7 @@
 
 pub mod coupon;
 pub mod coupon_commands;
+pub mod encoding;
 pub mod idempotency;
 pub mod keys;
 pub mod keyspace;
