@@ -194,6 +194,42 @@ impl Codec for Box<[u8]> {
     }
 }
 
+/// One snapshot entry: key (bytes), expiry (optional `u64`), type tag (`u8`), value length (`u64`) and
+/// the value's bytes. The length lets a checker skip a value it can't decode.
+pub fn encode_entry(key: &[u8], value: &Value, expires_at_ms: Option<u64>, out: &mut Vec<u8>) {
+    put_bytes(out, key);
+    put_option_u64(out, expires_at_ms);
+    let tag_at = out.len();
+    put_u8(out, 0);
+    put_u64(out, 0);
+    let value_at = out.len();
+    out[tag_at] = encode_value(value, out);
+    let value_length = (out.len() - value_at) as u64;
+    out[tag_at + 1..value_at].copy_from_slice(&value_length.to_le_bytes());
+}
+
+/// One entry as [`encode_entry`] wrote it, the value still encoded.
+pub struct RawEntry<'a> {
+    pub key: &'a [u8],
+    pub expires_at_ms: Option<u64>,
+    pub tag: u8,
+    pub value: &'a [u8],
+}
+
+pub fn read_entry<'a>(reader: &mut Reader<'a>) -> Result<RawEntry<'a>, String> {
+    let key = reader.bytes()?;
+    let expires_at_ms = reader.option_u64()?;
+    let tag = reader.u8()?;
+    let length = usize::try_from(reader.u64()?).map_err(|_| "value length overflows")?;
+    let value = reader.take(length)?;
+    Ok(RawEntry {
+        key,
+        expires_at_ms,
+        tag,
+        value,
+    })
+}
+
 /// Appends `value`'s encoding to `out` and returns its type tag. Every value type has an arm here.
 pub fn encode_value(value: &Value, out: &mut Vec<u8>) -> u8 {
     match value {
