@@ -593,9 +593,10 @@ mod tests {
         let mut reader = super::super::encoding::Reader::new(bytes);
         let mut decoded = std::collections::BTreeMap::new();
         while reader.remaining() > 0 {
-            let (key, expiry, tag, value) =
-                super::super::encoding::read_entry(&mut reader).expect("entry");
-            let Value::String(value) = super::super::encoding::decode_value(tag, value).unwrap()
+            let entry = super::super::encoding::read_entry(&mut reader).expect("entry");
+            let (key, expiry) = (entry.key, entry.expires_at_ms);
+            let Value::String(value) =
+                super::super::encoding::decode_value(entry.tag, entry.value).unwrap()
             else {
                 panic!("strings only here");
             };
