@@ -58,6 +58,14 @@ pub fn log_file_name(first_sequence: u64) -> String {
     format!("log-{first_sequence:020}.aof")
 }
 
+/// The first sequence in a log file name, if `name` is one.
+pub fn parse_log_file_name(name: &str) -> Option<u64> {
+    name.strip_prefix("log-")?
+        .strip_suffix(".aof")?
+        .parse::<u64>()
+        .ok()
+}
+
 /// The log files in `directory`, in log order.
 pub fn log_files(directory: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
     let mut files = Vec::new();
@@ -65,13 +73,7 @@ pub fn log_files(directory: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
         let entry = entry?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        let Some(number) = name
-            .strip_prefix("log-")
-            .and_then(|rest| rest.strip_suffix(".aof"))
-        else {
-            continue;
-        };
-        if let Ok(first_sequence) = number.parse::<u64>() {
+        if let Some(first_sequence) = parse_log_file_name(name) {
             files.push((first_sequence, entry.path()));
         }
     }
