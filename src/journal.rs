@@ -50,6 +50,9 @@ pub struct Journal {
     /// The outcome of the last rotation the syncer reported, until the compaction takes it: the first
     /// sequence of the new file, or the error.
     rotation_outcome: Option<Result<u64, String>>,
+    /// The first sequence of the log file records go to now (set by `main` from recovery, then by each
+    /// rotation); a compaction with nothing appended since needs no rotation.
+    pub log_first_sequence: u64,
 }
 
 /// Under `everysec` and `no`, replies do not wait for the log, so batches may gather for up to this long
@@ -79,6 +82,7 @@ impl Journal {
             bytes_appended: 0,
             last_submit_ms: 0,
             rotation_outcome: None,
+            log_first_sequence: next_sequence,
         }
     }
 
@@ -95,6 +99,7 @@ impl Journal {
             bytes_appended: 0,
             last_submit_ms: 0,
             rotation_outcome: None,
+            log_first_sequence: next_sequence,
         }
     }
 
