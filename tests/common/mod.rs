@@ -60,7 +60,26 @@ impl Server {
     }
 
     pub fn start_with(dir: &Path, arguments: Vec<String>) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_dibs"))
+        Server::try_start_wrapped(&[], dir, arguments)
+            .unwrap_or_else(|log| panic!("dibs did not start; log:\n{}", log.join("\n")))
+    }
+
+    /// Starts dibs as the last arguments of `wrapper` (e.g. `strace ... --`), or plain when it is empty.
+    /// Gives the log back if the server never became ready (it exited, or was killed, first).
+    pub fn try_start_wrapped(
+        wrapper: &[String],
+        dir: &Path,
+        arguments: Vec<String>,
+    ) -> Result<Server, Vec<String>> {
+        let mut command = match wrapper.split_first() {
+            Some((program, rest)) => {
+                let mut command = Command::new(program);
+                command.args(rest).arg(env!("CARGO_BIN_EXE_dibs"));
+                command
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_dibs")),
+        };
+        let mut child = command
             .arg("--port")
             .arg("0")
             .arg("--dir")
@@ -88,12 +107,23 @@ impl Server {
             log_lines,
             log: Vec::new(),
         };
-        let line = server
-            .wait_for_log("Ready to accept connections on ")
-            .unwrap_or_else(|| panic!("dibs did not start; log:\n{}", server.log.join("\n")));
+        let Some(line) = server.wait_for_log("Ready to accept connections on ") else {
+            server.drain_log();
+            return Err(std::mem::take(&mut server.log));
+        };
         let address = line.rsplit(' ').next().expect("address at the end");
         server.port = address.rsplit(':').next().unwrap().parse().expect("port");
-        server
+        Ok(server)
+    }
+
+    /// The dibs process id from its start-up log line (under a wrapper, the child is the wrapper).
+    pub fn dibs_pid(&self) -> Option<u32> {
+        let line = self
+            .log
+            .iter()
+            .find(|line| line.contains("starting: pid "))?;
+        let rest = line.split("starting: pid ").nth(1)?;
+        rest.split(',').next()?.trim().parse().ok()
     }
 
     /// Waits until a log line containing `needle` appears; returns it, or `None` if the process exits or
