@@ -269,10 +269,31 @@ fn a_damaged_manifest_or_snapshot_refuses_to_start_and_names_the_file() {
     let snapshot_path = directory.path().join(&snapshot_name);
     let snapshot = std::fs::read(&snapshot_path).unwrap();
 
+    let check = |path: &Path| {
+        let output = Command::new(env!("CARGO_BIN_EXE_dibs-aof"))
+            .arg("check")
+            .arg(path)
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+        )
+    };
+    let (code, report) = check(&manifest_path);
+    assert_eq!(code, Some(0), "{report}");
+    assert!(
+        report.contains("verdict: clean") && report.contains("keys: "),
+        "{report}"
+    );
+
     // A flipped byte in the middle of the snapshot.
     let mut damaged = snapshot.clone();
     damaged[snapshot.len() / 2] ^= 0x40;
     std::fs::write(&snapshot_path, &damaged).unwrap();
+    let (code, report) = check(&snapshot_path);
+    assert_eq!(code, Some(2), "{report}");
+    assert_eq!(check(&manifest_path).0, Some(2));
     let (code, log) = run_to_exit(directory.path(), &[]);
     assert_eq!(code, Some(1), "{log}");
     assert!(
