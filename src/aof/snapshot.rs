@@ -271,6 +271,7 @@ impl SnapshotWriter {
         let thread = std::thread::Builder::new()
             .name("dibs-snapshot".to_string())
             .spawn(move || {
+                lower_thread_priority();
                 let temporary = directory.join(snapshot_temporary_name(sequence));
                 let report = match write_snapshot(&directory, sequence, now_ms, &receiver) {
                     Ok(Some(report)) => report,
@@ -339,6 +340,18 @@ impl Drop for SnapshotWriter {
             // Abandoning a snapshot must not block the loop on the disk: the thread cleans up alone.
             drop(thread);
         }
+    }
+}
+
+/// The writer's CPU work (checksums, copies into the page cache) must never take a core from the event
+/// loop: on a small machine a busy writer thread scheduled over the loop is a pause clients see. Linux
+/// applies `nice` per thread; failing to lower it is harmless.
+fn lower_thread_priority() {
+    const WRITER_NICE: libc::c_int = 10;
+    // Safety: gettid and setpriority take no pointers; they only affect this thread's scheduling.
+    unsafe {
+        let thread_id = libc::gettid();
+        libc::setpriority(libc::PRIO_PROCESS, thread_id as libc::id_t, WRITER_NICE);
     }
 }
 

@@ -417,20 +417,35 @@ impl Keyspace {
     }
 
     /// Adds an entry read from a snapshot file. A key present twice is an error (the file is damaged
-    /// or was written by a bug); values with internal deadlines get their timer registered.
+    /// or was written by a bug); values with internal deadlines get their timer registered. One hash of
+    /// the key and one copy of it: this runs once per key at start-up, millions of times.
     pub fn load_entry(
         &mut self,
         key: &[u8],
         value: Value,
         expires_at_ms: Option<u64>,
     ) -> Result<(), String> {
-        if self.entries.contains_key(key) {
-            return Err("a key appears twice".to_string());
-        }
         let deadline_ms = super::encoding::value_deadline_ms(&value);
-        self.insert_with_expiry(key, value, expires_at_ms);
-        if deadline_ms.is_some() {
-            self.set_timer(key, deadline_ms);
+        let key = Bytes::copy_from_slice(key);
+        let entry = Entry {
+            value,
+            expires_at_ms,
+            snapshot_epoch: self.snapshot_epoch,
+        };
+        match self.entries.entry(key) {
+            indexmap::map::Entry::Occupied(_) => return Err("a key appears twice".to_string()),
+            indexmap::map::Entry::Vacant(vacant) => {
+                if let Some(at) = expires_at_ms {
+                    self.expiries.insert((at, vacant.key().clone()));
+                }
+                if deadline_ms.is_some() {
+                    let key = vacant.key().clone();
+                    vacant.insert(entry);
+                    self.set_timer(&key, deadline_ms);
+                    return Ok(());
+                }
+                vacant.insert(entry);
+            }
         }
         Ok(())
     }
