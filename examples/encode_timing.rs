@@ -25,7 +25,7 @@ fn main() {
     }
     for (name, value) in [
         ("coupon, 260k holders", Value::Coupon(Box::new(coupon))),
-        ("set, 86k members", Value::Set(set)),
+        ("set, 86k members", Value::Set(Box::new(set))),
     ] {
         for _ in 0..3 {
             let mut out = Vec::with_capacity(1 << 20);

@@ -228,7 +228,8 @@ fn load_snapshot(
         ))
     })?;
     // Safety: as for log files, read-only and private; nothing else writes the directory at start.
-    let map = unsafe { memmap2::Mmap::map(&file) }
+    // Populated up front: the whole file is read once, in order, so faulting it in page by page is waste.
+    let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) }
         .map_err(|error| io_error("cannot map", &path, error))?;
     // The trailer's entry count sizes the key table once (capped by what the file could hold).
     if map.len() >= 16 {

@@ -239,7 +239,7 @@ pub fn encode_value(value: &Value, out: &mut Vec<u8>) -> u8 {
         }
         Value::Set(members) => {
             put_count(out, members.len());
-            for member in members {
+            for member in members.iter() {
                 put_bytes(out, member);
             }
             TAG_SET
@@ -264,7 +264,10 @@ pub fn decode_value(tag: u8, bytes: &[u8]) -> Result<Value, String> {
         TAG_STRING => return Ok(Value::String(Bytes::copy_from_slice(bytes))),
         TAG_SET => {
             let count = reader.count(4)?;
-            let mut members = SetValue::with_capacity_and_hasher(count, Default::default());
+            let mut members = Box::new(SetValue::with_capacity_and_hasher(
+                count,
+                Default::default(),
+            ));
             for _ in 0..count {
                 if !members.insert(Bytes::copy_from_slice(reader.bytes()?)) {
                     return Err("a set member appears twice".to_string());
@@ -316,7 +319,7 @@ mod tests {
         set.insert(Bytes::from_static(b"\x00\xff"));
         for value in [
             Value::String(Bytes::from_static(b"hello\r\n")),
-            Value::Set(set),
+            Value::Set(Box::new(set)),
         ] {
             let mut out = Vec::new();
             let tag = encode_value(&value, &mut out);
@@ -336,7 +339,7 @@ mod tests {
         let mut set = SetValue::default();
         set.insert(Bytes::from_static(b"member"));
         let mut out = Vec::new();
-        let tag = encode_value(&Value::Set(set), &mut out);
+        let tag = encode_value(&Value::Set(Box::new(set)), &mut out);
         for cut in 0..out.len() {
             assert!(decode_value(tag, &out[..cut]).is_err(), "cut at {cut}");
         }
