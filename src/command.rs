@@ -38,6 +38,9 @@ pub enum ServerCommand {
     Reset,
     Time,
     Lastsave,
+    Bgrewriteaof,
+    Bgsave,
+    Save,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -298,6 +301,39 @@ pub static COMMANDS: &[CommandSpec] = &[
         S(C::Time),
         "server",
         "Returns the server's clock."
+    ),
+    command!(
+        "bgrewriteaof",
+        1,
+        ADMIN,
+        0,
+        0,
+        0,
+        S(C::Bgrewriteaof),
+        "server",
+        "Compacts the log in the background: a snapshot plus a new log file (docs/compaction.md)."
+    ),
+    command!(
+        "bgsave",
+        -1,
+        ADMIN,
+        0,
+        0,
+        0,
+        S(C::Bgsave),
+        "server",
+        "The same background compaction as BGREWRITEAOF, with BGSAVE's replies."
+    ),
+    command!(
+        "save",
+        1,
+        ADMIN | NOT_IN_MULTI,
+        0,
+        0,
+        0,
+        S(C::Save),
+        "server",
+        "Compacts the log now, serializing everything in one pause, and replies once it is durable."
     ),
     command!(
         "lastsave",

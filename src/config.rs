@@ -74,6 +74,15 @@ pub struct Config {
     #[arg(long, default_value_t = limits::OUTPUT_BUFFER_SIZE_MAX_DEFAULT)]
     pub client_output_buffer_limit: usize,
 
+    /// Compact the log automatically once the log written since the last snapshot is at least this
+    /// percentage of the snapshot's size (Redis's auto-aof-rewrite-percentage); 0 turns it off.
+    #[arg(long, default_value_t = 100)]
+    pub auto_aof_rewrite_percentage: u64,
+
+    /// ... and at least this many bytes (Redis's auto-aof-rewrite-min-size).
+    #[arg(long, default_value_t = 64 * 1024 * 1024)]
+    pub auto_aof_rewrite_min_size: u64,
+
     /// With `no`, clients from non-loopback addresses are served even without a password.
     #[arg(long, value_enum, default_value = "yes")]
     pub protected_mode: YesNo,

@@ -36,6 +36,7 @@ pub struct View<'a> {
     pub replies_failed_by_log: u64,
     pub last_sync_at_ms: u64,
     pub holding_count: usize,
+    pub compaction: &'a crate::compaction::Compaction,
 }
 
 /// The Redis version whose commands and replies dibs follows; some clients read it to pick features.
@@ -189,6 +190,43 @@ fn persistence_section(view: &View, text: &mut String) {
         view.last_sync_at_ms / 1000,
         journal.last_sequence() - journal.durable_sequence(),
     );
+    let compaction = view.compaction;
+    let seconds =
+        |duration: Option<Duration>| duration.map_or(-1, |duration| duration.as_secs() as i64);
+    let milliseconds =
+        |duration: Option<Duration>| duration.map_or(-1, |duration| duration.as_millis() as i64);
+    let tail = compaction.tail_bytes(journal);
+    let _ = write!(
+        text,
+        "aof_rewrite_in_progress:{}\r\n\
+         aof_rewrite_scheduled:{}\r\n\
+         aof_rewrites:{}\r\n\
+         aof_last_rewrite_time_sec:{}\r\n\
+         aof_last_rewrite_time_ms:{}\r\n\
+         aof_current_rewrite_time_sec:{}\r\n\
+         aof_last_bgrewrite_status:{}\r\n\
+         aof_last_rewrite_error:{}\r\n\
+         aof_current_size:{}\r\n\
+         aof_base_size:{}\r\n\
+         aof_base_sequence:{}\r\n\
+         aof_log_size_since_base:{}\r\n",
+        compaction.in_progress() as u8,
+        compaction.is_scheduled() as u8,
+        compaction.rewrites,
+        seconds(compaction.last_duration),
+        milliseconds(compaction.last_duration),
+        seconds(compaction.current_duration()),
+        if compaction.last_status_ok {
+            "ok"
+        } else {
+            "err"
+        },
+        compaction.last_error,
+        compaction.base_size + tail,
+        compaction.base_size,
+        compaction.base_sequence,
+        tail,
+    );
 }
 
 fn stats_section(view: &View, text: &mut String) {
@@ -201,7 +239,8 @@ fn stats_section(view: &View, text: &mut String) {
          total_net_output_bytes:{}\r\n\
          rejected_connections:{}\r\n\
          client_output_buffer_limit_disconnections:{}\r\n\
-         expired_keys:{}\r\n",
+         expired_keys:{}\r\n\
+         loop_iteration_max_microseconds:{}\r\n",
         view.connections_received,
         view.commands_processed,
         view.input_bytes,
@@ -209,6 +248,7 @@ fn stats_section(view: &View, text: &mut String) {
         view.connections_rejected,
         view.output_limit_disconnections,
         view.store.keyspace.expired_keys_total,
+        view.compaction.loop_iteration_max.as_micros(),
     );
 }
 
@@ -314,7 +354,10 @@ pub fn config(server: &mut Server, arguments: &[&[u8]]) -> Reply {
         "set" if arguments.len() >= 4 && arguments.len().is_multiple_of(2) => {
             config_set(server, &arguments[2..])
         }
-        "resetstat" if arguments.len() == 2 => Reply::OK,
+        "resetstat" if arguments.len() == 2 => {
+            server.reset_statistics();
+            Reply::OK
+        }
         "get" | "set" | "resetstat" => command::wrong_arity(&format!("config|{subcommand}")),
         _ => Reply::error(format!(
             "ERR unknown subcommand '{}'. Try CONFIG HELP.",

@@ -6,7 +6,9 @@
 //! learns of durability from the syncer's reports and releases the replies that were waiting for it.
 
 use crate::aof::record;
-use crate::aof::syncer::{Batch, FsyncPolicy, SyncReport, SyncerHandle, SyncerStatisticsSnapshot};
+use crate::aof::syncer::{
+    Batch, FsyncPolicy, Rotation, SyncReport, SyncerHandle, SyncerStatisticsSnapshot,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Policy {
@@ -45,6 +47,12 @@ pub struct Journal {
     pub records_appended: u64,
     pub bytes_appended: u64,
     last_submit_ms: u64,
+    /// The outcome of the last rotation the syncer reported, until the compaction takes it: the first
+    /// sequence of the new file, or the error.
+    rotation_outcome: Option<Result<u64, String>>,
+    /// The first sequence of the log file records go to now (set by `main` from recovery, then by each
+    /// rotation); a compaction with nothing appended since needs no rotation.
+    pub log_first_sequence: u64,
 }
 
 /// Under `everysec` and `no`, replies do not wait for the log, so batches may gather for up to this long
@@ -73,6 +81,8 @@ impl Journal {
             records_appended: 0,
             bytes_appended: 0,
             last_submit_ms: 0,
+            rotation_outcome: None,
+            log_first_sequence: next_sequence,
         }
     }
 
@@ -88,6 +98,8 @@ impl Journal {
             records_appended: 0,
             bytes_appended: 0,
             last_submit_ms: 0,
+            rotation_outcome: None,
+            log_first_sequence: next_sequence,
         }
     }
 
@@ -217,9 +229,44 @@ impl Journal {
                     progress = Progress::Failed;
                 }
                 SyncReport::Written { .. } => {}
+                SyncReport::Rotated { first_sequence } => {
+                    self.rotation_outcome = Some(Ok(first_sequence));
+                }
+                SyncReport::RotationFailed { error, .. } => {
+                    self.rotation_outcome = Some(Err(error));
+                }
             }
         }
         progress
+    }
+
+    /// Switches the log to a new file for the records after the last one appended (compaction). The
+    /// records gathered so far go to the syncer first, so the old file gets exactly the records up to
+    /// `last_sequence()`. The outcome arrives later through [`Journal::take_rotation_outcome`].
+    pub fn rotate(
+        &mut self,
+        open: Box<
+            dyn FnOnce() -> std::io::Result<Box<dyn crate::aof::storage::Storage + Send>> + Send,
+        >,
+    ) -> Result<(), String> {
+        self.send_batch();
+        let Some(syncer) = &self.syncer else {
+            return Err("the log is disabled".to_string());
+        };
+        self.rotation_outcome = None;
+        let rotation = Rotation {
+            first_sequence: self.next_sequence,
+            open,
+        };
+        if syncer.rotate(rotation) {
+            Ok(())
+        } else {
+            Err("the log syncer thread has stopped".to_string())
+        }
+    }
+
+    pub fn take_rotation_outcome(&mut self) -> Option<Result<u64, String>> {
+        self.rotation_outcome.take()
     }
 
     /// Waits until everything submitted is durable or failed (SHUTDOWN), then stops the syncer.

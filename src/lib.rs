@@ -12,11 +12,14 @@
 //! - `store`: the keyspace and one module per value type. No I/O, no clock reads.
 //! - `aof`: the log's building blocks: record framing, payload format, storage, the syncer thread.
 //! - `journal`: the loop's side of the log: sequences, batches, durability reports.
-//! - `recovery`: start-up replay, torn-tail cutting and corruption refusal.
+//! - `recovery`: start-up: load the snapshot the manifest names, replay the log after it, cut torn tails,
+//!   refuse corruption.
+//! - `compaction`: snapshots plus log rotation, a bounded amount per loop iteration (docs/compaction.md).
 //! - `connection`: one client's buffers and session state. `server`: the mio event loop that owns it all.
 //! - `introspection`: INFO, CONFIG and COMMAND. `config`: the command line. `logging`, `memory`, `glob`.
 pub mod aof;
 pub mod command;
+pub mod compaction;
 pub mod config;
 pub mod connection;
 pub mod glob;

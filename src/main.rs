@@ -38,6 +38,11 @@ fn run(config: Config) -> Result<(), String> {
     );
     let seed = system_time_ms() ^ (u64::from(std::process::id()) << 32);
     let recovered = dibs::recovery::recover(&config, seed).map_err(|error| error.to_string())?;
+    let compaction_base = recovered
+        .snapshot
+        .map(|snapshot| (snapshot.sequence, snapshot.length));
+    let log_bytes = recovered.log_bytes;
+    let log_first_sequence = recovered.log_first_sequence;
     log::info!(
         "log replayed: {} records, {} bytes in {:.3} s",
         recovered.records_replayed,
@@ -61,7 +66,9 @@ fn run(config: Config) -> Result<(), String> {
                     let _ = notify_waker.wake();
                 },
             );
-            Journal::new(policy, recovered.next_sequence, syncer)
+            let mut journal = Journal::new(policy, recovered.next_sequence, syncer);
+            journal.log_first_sequence = log_first_sequence;
+            journal
         }
         None => Journal::disabled(recovered.next_sequence),
     };
@@ -74,6 +81,7 @@ fn run(config: Config) -> Result<(), String> {
         recovered.last_now_ms,
     )
     .map_err(|error| format!("cannot listen: {error}"))?;
+    server.set_compaction_base(compaction_base, log_bytes);
     log::info!("Ready to accept connections on {}", server.local_address());
     server
         .run()

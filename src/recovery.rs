@@ -6,6 +6,14 @@
 //! its commands run through `command::replay`, the same handlers live traffic uses, with the clock value
 //! the record carries. Replay therefore never reads the clock and always reaches the same state.
 //!
+//! With compaction (docs/compaction.md) the state starts from a snapshot: if `MANIFEST` exists, the snapshot
+//! it names is loaded (every checksum and the trailer verified; any damage, or a missing snapshot, refuses
+//! to start naming the file and offset), then only records after the snapshot's sequence S are replayed.
+//! Log files whose records are all at most S are skipped (and deleted: a compaction that crashed while
+//! deleting them is finished here), and the first file needed may start before S + 1: its records up to S
+//! are verified but not applied, so no record is ever applied twice. Leftover `*.tmp` files (a compaction
+//! that never finished) and snapshots the manifest does not name are deleted with a log line.
+//!
 //! Damage is judged by the scanner:
 //! - a torn tail in the last file (what a crash leaves: a record cut short, a record whose bytes did not
 //!   all reach the disk, zeros) is cut off: truncate, fsync, and a log line with the offset and the number
@@ -19,11 +27,14 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use crate::aof::manifest::{self, MANIFEST_FILE_NAME};
 use crate::aof::payload::{decode_payload_into, DecodedPayload};
 use crate::aof::record::{ScanVerdict, Scanner};
+use crate::aof::snapshot::{parse_snapshot_file_name, read_snapshot};
 use crate::aof::storage::FileStorage;
 use crate::command;
 use crate::config::Config;
+use crate::store::encoding::decode_value;
 use crate::store::{Mutations, Store};
 
 /// What start-up recovered.
@@ -37,6 +48,22 @@ pub struct Recovered {
     pub storage: Option<FileStorage>,
     pub records_replayed: u64,
     pub bytes_replayed: u64,
+    pub elapsed: Duration,
+    /// The snapshot the state started from, if any.
+    pub snapshot: Option<SnapshotBase>,
+    /// Bytes in the log files still needed (the records after the snapshot), for the compaction trigger.
+    pub log_bytes: u64,
+    /// The first sequence of the file `storage` appends to.
+    pub log_first_sequence: u64,
+}
+
+/// A loaded snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SnapshotBase {
+    pub sequence: u64,
+    pub now_ms: u64,
+    pub entry_count: u64,
+    pub length: u64,
     pub elapsed: Duration,
 }
 
@@ -58,6 +85,14 @@ pub fn log_file_name(first_sequence: u64) -> String {
     format!("log-{first_sequence:020}.aof")
 }
 
+/// The first sequence in a log file name, if `name` is one.
+pub fn parse_log_file_name(name: &str) -> Option<u64> {
+    name.strip_prefix("log-")?
+        .strip_suffix(".aof")?
+        .parse::<u64>()
+        .ok()
+}
+
 /// The log files in `directory`, in log order.
 pub fn log_files(directory: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
     let mut files = Vec::new();
@@ -65,13 +100,7 @@ pub fn log_files(directory: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
         let entry = entry?;
         let name = entry.file_name();
         let Some(name) = name.to_str() else { continue };
-        let Some(number) = name
-            .strip_prefix("log-")
-            .and_then(|rest| rest.strip_suffix(".aof"))
-        else {
-            continue;
-        };
-        if let Ok(first_sequence) = number.parse::<u64>() {
+        if let Some(first_sequence) = parse_log_file_name(name) {
             files.push((first_sequence, entry.path()));
         }
     }
@@ -84,14 +113,16 @@ pub fn recover(config: &Config, random_seed: u64) -> Result<Recovered, RecoveryE
     let started = Instant::now();
     fs::create_dir_all(&config.dir)
         .map_err(|error| io_error("cannot create the data directory", &config.dir, error))?;
+    delete_temporary_files(&config.dir);
     let mut store = Store::new(random_seed);
-    let files =
-        log_files(&config.dir).map_err(|error| io_error("cannot list", &config.dir, error))?;
-    let mut replay = Replay::new(&mut store, u64::MAX);
+    let snapshot = load_snapshot(&config.dir, &mut store, true)?;
+    let files = needed_log_files(&config.dir, snapshot.as_ref(), true)?;
+    let mut replay = Replay::new(&mut store, u64::MAX, snapshot.as_ref());
     let file_count = files.len();
+    let mut last_file_end = 0;
     for (index, (first_sequence, path)) in files.iter().enumerate() {
         let is_last = index + 1 == file_count;
-        replay.file(path, *first_sequence, is_last, true)?;
+        last_file_end = replay.file(path, *first_sequence, is_last, true)?;
     }
     let (next_sequence, last_now_ms, records, bytes) = (
         replay.next_sequence,
@@ -99,11 +130,19 @@ pub fn recover(config: &Config, random_seed: u64) -> Result<Recovered, RecoveryE
         replay.records,
         replay.bytes,
     );
+    let mut log_bytes = 0;
+    for (_, path) in &files {
+        log_bytes += fs::metadata(path).map_or(0, |metadata| metadata.len());
+    }
+    // Append to the last file only if it ends right before the next record; otherwise (no file, or the
+    // only file holds records all inside the snapshot) start the file the next record belongs in.
+    let (log_first_sequence, path) = match files.last() {
+        Some((first_sequence, path)) if last_file_end + 1 == next_sequence => {
+            (*first_sequence, path.clone())
+        }
+        _ => (next_sequence, config.dir.join(log_file_name(next_sequence))),
+    };
     let storage = if config.appendonly == crate::config::YesNo::Yes {
-        let path = match files.last() {
-            Some((_, path)) => path.clone(),
-            None => config.dir.join(log_file_name(next_sequence)),
-        };
         Some(
             FileStorage::open(&path, next_sequence)
                 .map_err(|error| io_error("cannot open the log", &path, error))?,
@@ -119,6 +158,9 @@ pub fn recover(config: &Config, random_seed: u64) -> Result<Recovered, RecoveryE
         records_replayed: records,
         bytes_replayed: bytes,
         elapsed: started.elapsed(),
+        snapshot,
+        log_bytes,
+        log_first_sequence,
     })
 }
 
@@ -126,9 +168,9 @@ pub fn recover(config: &Config, random_seed: u64) -> Result<Recovered, RecoveryE
 /// log failed, to drop whatever the failed records had done in memory.
 pub fn reload(config: &Config, through_sequence: u64) -> Result<Store, RecoveryError> {
     let mut store = Store::new(crate::server::system_time_ms());
-    let files =
-        log_files(&config.dir).map_err(|error| io_error("cannot list", &config.dir, error))?;
-    let mut replay = Replay::new(&mut store, through_sequence);
+    let snapshot = load_snapshot(&config.dir, &mut store, false)?;
+    let files = needed_log_files(&config.dir, snapshot.as_ref(), false)?;
+    let mut replay = Replay::new(&mut store, through_sequence, snapshot.as_ref());
     for (first_sequence, path) in &files {
         if *first_sequence > through_sequence {
             break;
@@ -138,10 +180,155 @@ pub fn reload(config: &Config, through_sequence: u64) -> Result<Store, RecoveryE
     Ok(store)
 }
 
+/// Deletes what a compaction that never finished left behind: `snapshot-*.tmp` and `MANIFEST.tmp`.
+fn delete_temporary_files(directory: &Path) {
+    let Ok(entries) = fs::read_dir(directory) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        let temporary = name == manifest::MANIFEST_TEMPORARY_NAME
+            || (name.starts_with("snapshot-") && name.ends_with(".tmp"));
+        if temporary {
+            match fs::remove_file(entry.path()) {
+                Ok(()) => log::warn!(
+                    "deleted {name}, left by a compaction that did not finish (the state does not depend on it)"
+                ),
+                Err(error) => log::warn!("could not delete the leftover {name}: {error}"),
+            }
+        }
+    }
+}
+
+/// Loads the snapshot the manifest names into `store`, if there is a manifest. `cleanup`: delete
+/// snapshots the manifest does not name (start-up only).
+fn load_snapshot(
+    directory: &Path,
+    store: &mut Store,
+    cleanup: bool,
+) -> Result<Option<SnapshotBase>, RecoveryError> {
+    let started = Instant::now();
+    let manifest_path = directory.join(MANIFEST_FILE_NAME);
+    let Some(manifest) = manifest::read(directory).map_err(|message| {
+        RecoveryError(format!(
+            "{message}; dibs will not start. The file was left untouched. Check it with `dibs-aof check {}`.",
+            manifest_path.display()
+        ))
+    })?
+    else {
+        return Ok(None);
+    };
+    let path = directory.join(&manifest.snapshot_file);
+    let file = fs::File::open(&path).map_err(|error| {
+        RecoveryError(format!(
+            "the manifest {} names the snapshot {}, which cannot be opened: {error}; dibs will not start",
+            manifest_path.display(),
+            path.display()
+        ))
+    })?;
+    // Safety: as for log files, read-only and private; nothing else writes the directory at start.
+    // Populated up front: the whole file is read once, in order, so faulting it in page by page is waste.
+    let map = unsafe { memmap2::MmapOptions::new().populate().map(&file) }
+        .map_err(|error| io_error("cannot map", &path, error))?;
+    // The trailer's entry count sizes the key table once (capped by what the file could hold).
+    if map.len() >= 16 {
+        let count = u64::from_le_bytes(map[map.len() - 16..map.len() - 8].try_into().expect("8"));
+        store.keyspace.reserve((count as usize).min(map.len() / 16));
+    }
+    let keyspace = &mut store.keyspace;
+    let summary = read_snapshot(&map, |entry| {
+        let value = decode_value(entry.tag, entry.value)?;
+        keyspace.load_entry(entry.key, value, entry.expires_at_ms)
+    })
+    .map_err(|damage| {
+        RecoveryError(format!(
+            "the snapshot {} named by the manifest is damaged and dibs will not start: {damage}. The file was \
+             left untouched. Check it with `dibs-aof check {}`.",
+            path.display(),
+            path.display()
+        ))
+    })?;
+    if summary.sequence != manifest.sequence {
+        return Err(RecoveryError(format!(
+            "the snapshot {} holds sequence {} but the manifest says {}; dibs will not start",
+            path.display(),
+            summary.sequence,
+            manifest.sequence
+        )));
+    }
+    if cleanup {
+        if let Ok(entries) = fs::read_dir(directory) {
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                let Some(name) = name.to_str() else { continue };
+                if parse_snapshot_file_name(name).is_some() && name != manifest.snapshot_file {
+                    match fs::remove_file(entry.path()) {
+                        Ok(()) => log::warn!("deleted {name}: the manifest names another snapshot"),
+                        Err(error) => log::warn!("could not delete {name}: {error}"),
+                    }
+                }
+            }
+        }
+    }
+    let elapsed = started.elapsed();
+    log::info!(
+        "snapshot {} loaded: {} keys through sequence {}, {} bytes in {:.3} s",
+        path.display(),
+        summary.entry_count,
+        summary.sequence,
+        summary.length,
+        elapsed.as_secs_f64()
+    );
+    Ok(Some(SnapshotBase {
+        sequence: summary.sequence,
+        now_ms: summary.now_ms,
+        entry_count: summary.entry_count,
+        length: summary.length,
+        elapsed,
+    }))
+}
+
+/// The log files whose records replay needs: all of them without a snapshot; with one at S, from the last
+/// file starting at or before S + 1. `cleanup`: delete the files skipped (their records are all in the
+/// snapshot; a compaction that crashed while deleting leaves them).
+fn needed_log_files(
+    directory: &Path,
+    snapshot: Option<&SnapshotBase>,
+    cleanup: bool,
+) -> Result<Vec<(u64, PathBuf)>, RecoveryError> {
+    let mut files =
+        log_files(directory).map_err(|error| io_error("cannot list", directory, error))?;
+    let Some(snapshot) = snapshot else {
+        return Ok(files);
+    };
+    let covered = files
+        .windows(2)
+        .take_while(|pair| pair[1].0 <= snapshot.sequence + 1)
+        .count();
+    for (_, path) in files.drain(..covered) {
+        if cleanup {
+            match fs::remove_file(&path) {
+                Ok(()) => log::warn!(
+                    "deleted {}: every record in it is in the snapshot at sequence {}",
+                    path.display(),
+                    snapshot.sequence
+                ),
+                Err(error) => log::warn!("could not delete {}: {error}", path.display()),
+            }
+        }
+    }
+    Ok(files)
+}
+
 struct Replay<'s> {
     store: &'s mut Store,
     scratch: Mutations,
     next_sequence: u64,
+    /// Records up to here are in the snapshot: verified but not applied. Only the first file replayed
+    /// may hold such records.
+    snapshot_sequence: u64,
+    first_file: bool,
     through_sequence: u64,
     last_now_ms: u64,
     records: u64,
@@ -149,33 +336,43 @@ struct Replay<'s> {
 }
 
 impl<'s> Replay<'s> {
-    fn new(store: &'s mut Store, through_sequence: u64) -> Replay<'s> {
+    fn new(
+        store: &'s mut Store,
+        through_sequence: u64,
+        snapshot: Option<&SnapshotBase>,
+    ) -> Replay<'s> {
+        let snapshot_sequence = snapshot.map_or(0, |snapshot| snapshot.sequence);
         Replay {
             store,
             scratch: Mutations::new(),
-            next_sequence: 1,
+            next_sequence: snapshot_sequence + 1,
+            snapshot_sequence,
+            first_file: true,
             through_sequence,
-            last_now_ms: 0,
+            last_now_ms: snapshot.map_or(0, |snapshot| snapshot.now_ms),
             records: 0,
             bytes: 0,
         }
     }
 
-    /// Replays one file. `may_cut`: a torn tail may be cut (the last file, at start-up).
+    /// Replays one file. `may_cut`: a torn tail may be cut (the last file, at start-up). Returns the
+    /// sequence of the file's last record (its first sequence minus one when it holds none).
     fn file(
         &mut self,
         path: &Path,
         first_sequence: u64,
         is_last: bool,
         may_cut: bool,
-    ) -> Result<(), RecoveryError> {
+    ) -> Result<u64, RecoveryError> {
+        let may_overlap_snapshot = std::mem::replace(&mut self.first_file, false);
+        let mut last_in_file = first_sequence.saturating_sub(1);
         let file = fs::File::open(path).map_err(|error| io_error("cannot open", path, error))?;
         let length = file
             .metadata()
             .map_err(|error| io_error("cannot stat", path, error))?
             .len();
         if length == 0 {
-            return Ok(());
+            return Ok(last_in_file);
         }
         // Safety: the map is read-only and private to this process; nothing else writes the file while
         // the server starts (the data directory belongs to one server).
@@ -183,7 +380,8 @@ impl<'s> Replay<'s> {
             .map_err(|error| io_error("cannot map", path, error))?;
         let mut scanner = Scanner::new(&map);
         if let Some(found) = scanner.first_sequence() {
-            if found != first_sequence || found != self.next_sequence {
+            let overlap_ok = may_overlap_snapshot && found <= self.next_sequence;
+            if found != first_sequence || (found != self.next_sequence && !overlap_ok) {
                 return Err(RecoveryError(format!(
                     "the log file {} starts at sequence {found}, but its name says {first_sequence} and the \
                      previous file ends before {}; the data directory holds files from different logs. \
@@ -197,7 +395,12 @@ impl<'s> Replay<'s> {
         let mut payload = DecodedPayload::new();
         for record in scanner.by_ref() {
             if record.sequence > self.through_sequence {
-                return Ok(());
+                return Ok(last_in_file);
+            }
+            last_in_file = record.sequence;
+            if record.sequence <= self.snapshot_sequence {
+                // In the snapshot already: checked by the scanner, never applied twice.
+                continue;
             }
             decode_payload_into(record.payload, &mut payload).map_err(|error| {
                 RecoveryError(format!(
@@ -224,7 +427,20 @@ impl<'s> Replay<'s> {
             self.records += 1;
             self.bytes += record.end_offset() - record.offset;
         }
-        match scanner.finish() {
+        let verdict = scanner.finish();
+        drop(map);
+        self.judge(path, verdict, is_last, may_cut)?;
+        Ok(last_in_file)
+    }
+
+    fn judge(
+        &mut self,
+        path: &Path,
+        verdict: ScanVerdict,
+        is_last: bool,
+        may_cut: bool,
+    ) -> Result<(), RecoveryError> {
+        match verdict {
             ScanVerdict::Clean { .. } => Ok(()),
             ScanVerdict::TornTail {
                 offset,
@@ -239,7 +455,6 @@ impl<'s> Replay<'s> {
                      bytes that were never acknowledged",
                     path.display()
                 );
-                drop(map);
                 let file = fs::OpenOptions::new()
                     .write(true)
                     .open(path)

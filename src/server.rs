@@ -23,6 +23,7 @@ use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::command::{self, CommandSpec, Handler, ServerCommand};
+use crate::compaction::{Compaction, Triggers};
 use crate::config::{Config, YesNo};
 use crate::connection::{Connection, ReadOutcome, WatchedKey};
 use crate::journal::{Journal, Progress};
@@ -87,6 +88,7 @@ pub struct Server {
     holding: Vec<usize>,
     last_sync_at_ms: u64,
     shutting_down: bool,
+    compaction: Compaction,
 }
 
 /// What the loop does after running a command for a connection.
@@ -125,6 +127,16 @@ impl Server {
             protected_mode: config.protected_mode == YesNo::Yes,
         };
         let last_sync_at_ms = system_time_ms();
+        let compaction = Compaction::new(
+            &config.dir,
+            Some(waker.clone()),
+            Triggers {
+                percentage: config.auto_aof_rewrite_percentage,
+                min_size: config.auto_aof_rewrite_min_size,
+            },
+            None,
+            0,
+        );
         Ok(Server {
             poll,
             listener,
@@ -148,7 +160,19 @@ impl Server {
             holding: Vec::new(),
             last_sync_at_ms,
             shutting_down: false,
+            compaction,
         })
+    }
+
+    /// Tells compaction what recovery found: the snapshot's (sequence, size) and the log bytes after it.
+    pub fn set_compaction_base(&mut self, base: Option<(u64, u64)>, log_bytes: u64) {
+        self.compaction = Compaction::new(
+            &self.config.dir,
+            Some(self.waker.clone()),
+            self.compaction.triggers,
+            base,
+            log_bytes,
+        );
     }
 
     pub fn local_address(&self) -> SocketAddr {
@@ -170,6 +194,7 @@ impl Server {
                 }
                 return Err(error);
             }
+            let iteration_started = Instant::now();
             self.now_ms = self.now_ms.max(system_time_ms());
             for event in events.iter() {
                 match event.token() {
@@ -198,10 +223,17 @@ impl Server {
                 }
             }
             self.expire_cycle();
+            debug_assert!(self.mutations.is_empty(), "no unit is half-recorded here");
+            self.compaction
+                .step(&mut self.store, &mut self.journal, self.now_ms);
             if let Progress::Failed = self.journal.submit(self.now_ms) {
                 self.fail_held();
             }
             self.flush_pending();
+            let iteration = iteration_started.elapsed();
+            if iteration > self.compaction.loop_iteration_max {
+                self.compaction.loop_iteration_max = iteration;
+            }
         }
         self.journal.shut_down();
         // Replies held for the records just synced can leave now.
@@ -212,10 +244,16 @@ impl Server {
     }
 
     fn poll_timeout(&self) -> Option<Duration> {
-        if !self.pending_input.is_empty() || !self.pending_output.is_empty() {
+        if !self.pending_input.is_empty()
+            || !self.pending_output.is_empty()
+            || self.compaction.has_work()
+        {
             return Some(Duration::ZERO);
         }
         let mut timeout_ms = 1000;
+        if self.compaction.is_waiting_for_writer() {
+            timeout_ms = 1;
+        }
         if self.journal.has_unsubmitted() {
             timeout_ms = crate::journal::RELAXED_SUBMIT_INTERVAL_MS;
         }
@@ -478,6 +516,10 @@ impl Server {
             }
             Progress::Failed => {
                 self.release_held();
+                if self.compaction.in_progress() {
+                    self.compaction
+                        .fail(&mut self.store, "the log failed".to_string());
+                }
                 self.fail_held();
             }
         }
@@ -688,6 +730,18 @@ impl Server {
                 ])
             }
             ServerCommand::Lastsave => Reply::Integer((self.last_sync_at_ms / 1000) as i64),
+            ServerCommand::Bgrewriteaof => match self.compaction.schedule(&self.journal) {
+                Ok(()) => Reply::status("Background append only file rewriting started"),
+                Err(error) => Reply::error(error),
+            },
+            ServerCommand::Bgsave => match self.compaction.schedule(&self.journal) {
+                Ok(()) => Reply::status("Background saving started"),
+                Err(error) => Reply::error(error.replace(
+                    "Background append only file rewriting already in progress",
+                    "Background save already in progress",
+                )),
+            },
+            ServerCommand::Save => self.save(),
             ServerCommand::Multi => {
                 if connection.transaction.is_some() {
                     Reply::error("ERR MULTI calls can not be nested")
@@ -721,6 +775,36 @@ impl Server {
             }
         };
         (reply, After::Continue)
+    }
+
+    /// SAVE: a whole compaction in one pause (see `Compaction::save`). Replies held for durability that
+    /// the syncer reported meanwhile are released (or failed) as the waker path would have.
+    fn save(&mut self) -> Reply {
+        debug_assert!(self.mutations.is_empty(), "SAVE is refused inside MULTI");
+        let mut progress_durable = false;
+        let mut progress_failed = false;
+        let outcome =
+            self.compaction
+                .save(
+                    &mut self.store,
+                    &mut self.journal,
+                    self.now_ms,
+                    |journal| match journal.collect() {
+                        Progress::Nothing => {}
+                        Progress::Durable => progress_durable = true,
+                        Progress::Failed => progress_failed = true,
+                    },
+                );
+        if progress_durable || progress_failed {
+            self.release_held();
+        }
+        if progress_failed {
+            self.fail_held();
+        }
+        match outcome {
+            Ok(()) => Reply::OK,
+            Err(error) => Reply::error(error),
+        }
     }
 
     fn hello(&mut self, connection: &mut Connection, arguments: &[&[u8]]) -> Reply {
@@ -1073,7 +1157,12 @@ impl Server {
             replies_failed_by_log: self.stats.replies_failed_by_log,
             last_sync_at_ms: self.last_sync_at_ms,
             holding_count: self.holding.len(),
+            compaction: &self.compaction,
         }
+    }
+
+    pub(crate) fn reset_statistics(&mut self) {
+        self.compaction.loop_iteration_max = Duration::ZERO;
     }
 
     pub(crate) fn set_requirepass(&mut self, password: Option<String>) {

@@ -60,6 +60,15 @@ pub enum FsyncPolicy {
     No,
 }
 
+/// Switches the log to a new file (compaction): every record submitted before it is written and fsync'd to
+/// the current file, then `open` creates the next file (its header and directory entry durable) and
+/// records submitted after it go there. Runs on the syncer thread, so the loop never waits for the disk.
+pub struct Rotation {
+    /// The sequence of the first record the new file will hold.
+    pub first_sequence: u64,
+    pub open: Box<dyn FnOnce() -> io::Result<Box<dyn Storage + Send>> + Send>,
+}
+
 /// Whole records, ready to append, and the sequence of the last one.
 #[derive(Debug)]
 pub struct Batch {
@@ -83,6 +92,10 @@ pub enum SyncReport {
         last_sequence: u64,
         error: String,
     },
+    /// Records from `first_sequence` on go to the new file; everything before it is durable in the old.
+    Rotated { first_sequence: u64 },
+    /// The new file could not be created; records keep going to the old file, which stays valid.
+    RotationFailed { first_sequence: u64, error: String },
 }
 
 /// Counters for INFO, updated by the syncer thread and read by anyone.
@@ -157,6 +170,7 @@ impl std::error::Error for SyncerStopped {}
 
 enum Message {
     Batch(Batch),
+    Rotate(Rotation),
     Shutdown,
 }
 
@@ -227,8 +241,14 @@ impl SyncerHandle {
             .send(Message::Batch(batch))
             .map_err(|error| match error.0 {
                 Message::Batch(batch) => SyncerStopped(batch),
-                Message::Shutdown => unreachable!("sent a batch"),
+                Message::Rotate(_) | Message::Shutdown => unreachable!("sent a batch"),
             })
+    }
+
+    /// Queues a rotation behind every batch submitted so far. False when the syncer has stopped.
+    pub fn rotate(&self, rotation: Rotation) -> bool {
+        let sender = self.sender.as_ref().expect("sender lives until shutdown");
+        sender.send(Message::Rotate(rotation)).is_ok()
     }
 
     /// The next report, if one is waiting.
@@ -314,6 +334,7 @@ impl SyncerThread {
             };
 
             let mut shutdown = false;
+            let mut rotation = None;
             if let Some(Message::Batch(first)) = message {
                 let mut group = first;
                 let mut batches_count = 1;
@@ -345,6 +366,10 @@ impl SyncerThread {
                             shutdown = true;
                             break;
                         }
+                        Ok(Message::Rotate(next)) => {
+                            rotation = Some(next);
+                            break;
+                        }
                         Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
                     }
                 }
@@ -354,6 +379,8 @@ impl SyncerThread {
                 self.write(group);
             } else if let Some(Message::Shutdown) = message {
                 shutdown = true;
+            } else if let Some(Message::Rotate(next)) = message {
+                rotation = Some(next);
             }
 
             let sync_pending = self.written_length > self.durable_length && self.failure.is_none();
@@ -364,6 +391,9 @@ impl SyncerThread {
             };
             if sync_pending && (sync_due || shutdown) {
                 self.sync();
+            }
+            if let Some(rotation) = rotation {
+                self.rotate(rotation);
             }
             if shutdown {
                 return match &self.failure {
@@ -414,6 +444,38 @@ impl SyncerThread {
             }
         }
         self.recycle(group.bytes);
+    }
+
+    /// Makes the current file durable whatever the policy, then switches to the new one. The old file
+    /// then ends exactly after a whole record and is complete on disk before the new file exists, so a
+    /// crash never leaves a torn tail anywhere but in the newest file.
+    fn rotate(&mut self, rotation: Rotation) {
+        if self.failure.is_none() && self.written_length > self.durable_length {
+            self.sync();
+        }
+        if let Some((_, error)) = &self.failure {
+            let report = SyncReport::RotationFailed {
+                first_sequence: rotation.first_sequence,
+                error: error.clone(),
+            };
+            self.report(report);
+            return;
+        }
+        debug_assert_eq!(rotation.first_sequence, self.written_sequence + 1);
+        match (rotation.open)() {
+            Ok(storage) => {
+                self.storage = storage;
+                self.written_length = self.storage.length();
+                self.durable_length = self.written_length;
+                self.report(SyncReport::Rotated {
+                    first_sequence: rotation.first_sequence,
+                });
+            }
+            Err(error) => self.report(SyncReport::RotationFailed {
+                first_sequence: rotation.first_sequence,
+                error: format!("cannot create the next log file: {error}"),
+            }),
+        }
     }
 
     fn sync(&mut self) {
@@ -522,6 +584,51 @@ mod tests {
         let (records, verdict) = scan(file);
         assert!(matches!(verdict, ScanVerdict::Clean { .. }), "{verdict:?}");
         records.iter().map(|record| record.sequence).collect()
+    }
+
+    #[test]
+    fn a_rotation_makes_the_old_file_durable_then_switches_whatever_the_policy() {
+        for policy in [
+            FsyncPolicy::Always,
+            FsyncPolicy::EverySecond,
+            FsyncPolicy::No,
+        ] {
+            let (handle, old, _) = start(policy);
+            handle.submit(batch(1)).unwrap();
+            handle.submit(batch(2)).unwrap();
+            let (storage, new) = FaultyStorage::new(file_header(3).to_vec());
+            let storage: Box<dyn Storage + Send> = Box::new(storage);
+            assert!(handle.rotate(Rotation {
+                first_sequence: 3,
+                open: Box::new(move || Ok(storage)),
+            }));
+            handle.submit(batch(3)).unwrap();
+            let mut rotated = false;
+            while !rotated {
+                rotated = next_report(&handle) == SyncReport::Rotated { first_sequence: 3 };
+            }
+            assert_eq!(scanned_sequences(&old.crash(0)), vec![1, 2], "{policy:?}");
+            assert_eq!(handle.shutdown(), Ok(()));
+            assert_eq!(scanned_sequences(&new.crash(0)), vec![3], "{policy:?}");
+            assert_eq!(scanned_sequences(&old.contents()), vec![1, 2]);
+        }
+    }
+
+    #[test]
+    fn a_rotation_that_cannot_open_keeps_the_old_file() {
+        let (handle, old, _) = start(FsyncPolicy::Always);
+        handle.submit(batch(1)).unwrap();
+        assert!(handle.rotate(Rotation {
+            first_sequence: 2,
+            open: Box::new(|| Err(io::Error::other("no space"))),
+        }));
+        handle.submit(batch(2)).unwrap();
+        let mut failed = false;
+        while !failed {
+            failed = matches!(next_report(&handle), SyncReport::RotationFailed { .. });
+        }
+        assert_eq!(handle.shutdown(), Ok(()));
+        assert_eq!(scanned_sequences(&old.crash(0)), vec![1, 2]);
     }
 
     #[test]

@@ -30,6 +30,7 @@ use crate::limits::{
     IDEMPOTENCY_ENTRIES_PER_KEY_MAX, IDEMPOTENCY_REQUEST_ID_LENGTH_MAX,
     IDEMPOTENCY_WINDOW_MS_DEFAULT,
 };
+use crate::store::encoding::{put_count, put_u64, Codec, Reader};
 
 /// What a mutating call returns: its outcome, and whether it changed state (and so must be logged).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -273,6 +274,79 @@ impl<Outcome> IdempotencyCache<Outcome> {
     }
 }
 
+impl<Key, Value> WindowedMap<Key, Value>
+where
+    Key: Hash + Eq + Clone + HeapBytes + Codec,
+    Value: Codec,
+{
+    /// The exact state, stale insertion records included, so eviction order survives a snapshot.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        put_u64(out, self.window_ms);
+        put_count(out, self.entries_max);
+        put_u64(out, self.sequence_next);
+        put_count(out, self.insertion_order.len());
+        for (sequence, key) in &self.insertion_order {
+            put_u64(out, *sequence);
+            key.encode(out);
+        }
+        put_count(out, self.entries.len());
+        for (key, entry) in &self.entries {
+            key.encode(out);
+            put_u64(out, entry.sequence);
+            put_u64(out, entry.recorded_ms);
+            entry.value.encode(out);
+        }
+    }
+
+    pub fn decode(reader: &mut Reader) -> Result<Self, String> {
+        let window_ms = reader.u64()?;
+        let entries_max = reader.u64()? as usize;
+        if window_ms == 0 || entries_max == 0 {
+            return Err("a windowed map with a zero window or bound".to_string());
+        }
+        let mut map = WindowedMap::new(window_ms, entries_max);
+        map.sequence_next = reader.u64()?;
+        let records = reader.count(9)?;
+        for _ in 0..records {
+            let sequence = reader.u64()?;
+            map.insertion_order
+                .push_back((sequence, Key::decode(reader)?));
+        }
+        let entries = reader.count(17)?;
+        for _ in 0..entries {
+            let key = Key::decode(reader)?;
+            let sequence = reader.u64()?;
+            let recorded_ms = reader.u64()?;
+            let value = Value::decode(reader)?;
+            map.key_heap_bytes += key.heap_bytes();
+            let entry = WindowedEntry {
+                sequence,
+                recorded_ms,
+                value,
+            };
+            if map.entries.insert(key, entry).is_some() {
+                return Err("a windowed map key appears twice".to_string());
+            }
+        }
+        if map.insertion_order.len() > map.entries_max || map.entries.len() > records {
+            return Err("a windowed map over its bound".to_string());
+        }
+        Ok(map)
+    }
+}
+
+impl<Outcome: Codec> IdempotencyCache<Outcome> {
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        self.requests.encode(out);
+    }
+
+    pub fn decode(reader: &mut Reader) -> Result<Self, String> {
+        Ok(IdempotencyCache {
+            requests: WindowedMap::decode(reader)?,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -353,5 +427,21 @@ mod tests {
         let too_long = [b'x'; IDEMPOTENCY_REQUEST_ID_LENGTH_MAX + 1];
         let message = IdempotencyCache::<u32>::validate_request_id(&too_long).unwrap_err();
         assert!(message.starts_with("ERR "));
+    }
+
+    #[test]
+    fn windowed_maps_round_trip_with_stale_records() {
+        let mut map: WindowedMap<Box<[u8]>, u64> = WindowedMap::new(100, 3);
+        map.insert(b"a".to_vec().into(), 1, 0, 0);
+        map.insert(b"b".to_vec().into(), 2, 10, 10);
+        // "a" expires and is recorded again: its first record stays behind, stale.
+        map.insert(b"c".to_vec().into(), 3, 90, 90);
+        map.insert(b"a".to_vec().into(), 4, 100, 100);
+        let mut out = Vec::new();
+        map.encode(&mut out);
+        let mut reader = Reader::new(&out);
+        let decoded = WindowedMap::<Box<[u8]>, u64>::decode(&mut reader).expect("decodes");
+        reader.finish().expect("all read");
+        assert_eq!(decoded, map);
     }
 }

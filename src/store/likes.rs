@@ -36,6 +36,7 @@ use crate::limits::{
     LIKES_INDEX_CHUNK_ENTRIES_MAX, LIKES_LIST_COUNT_MAX, LIKES_PER_POST_MAX,
     LIKES_TOMBSTONES_COMPACT_MIN, USER_ID_BYTES_MAX,
 };
+use crate::store::encoding::{put_bytes, put_count, put_u32, put_u32s, put_u64, put_u8, Reader};
 
 /// What `TYPE` says for a post's likes.
 pub const TYPE_NAME: &str = "likes";
@@ -627,6 +628,110 @@ fn shrink_gently<T>(vector: &mut Vec<T>) {
     }
 }
 
+impl Likes {
+    /// Snapshot encoding (see `store::encoding`): the exact index, log, blocks, counters and text table,
+    /// so a decoded post answers LIKE.LIST cursors handed out before the snapshot exactly as before.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        put_count(out, self.index_chunks.len());
+        for chunk in &self.index_chunks {
+            put_u32s(out, chunk);
+        }
+        put_u32s(out, &self.log_entries);
+        put_count(out, self.log_blocks.len());
+        for block in &self.log_blocks {
+            put_u64(out, block.present);
+            put_u32(out, block.entries_before);
+        }
+        put_u32(out, self.sequence_base);
+        put_u32(out, self.sequence_next);
+        put_u32(out, self.like_count);
+        put_u32(out, self.tombstone_count);
+        match &self.text_user_ids {
+            None => put_u8(out, 0),
+            Some(texts) => {
+                put_u8(out, 1);
+                put_count(out, texts.by_slot.len());
+                for slot in &texts.by_slot {
+                    match slot {
+                        None => put_u8(out, 0),
+                        Some(text) => {
+                            put_u8(out, 1);
+                            put_bytes(out, text);
+                        }
+                    }
+                }
+                put_u32s(out, &texts.free_slots);
+            }
+        }
+    }
+
+    pub fn decode(reader: &mut Reader) -> Result<Likes, String> {
+        let chunk_count = reader.count(8)?;
+        let mut index_chunks = Vec::with_capacity(chunk_count);
+        for _ in 0..chunk_count {
+            let chunk = reader.u32s()?;
+            if chunk.is_empty() || chunk.len() > LIKES_INDEX_CHUNK_ENTRIES_MAX {
+                return Err("a likes index chunk is empty or over its bound".to_string());
+            }
+            index_chunks.push(chunk);
+        }
+        let log_entries = reader.u32s()?;
+        let block_count = reader.count(12)?;
+        let mut log_blocks = Vec::with_capacity(block_count);
+        for _ in 0..block_count {
+            log_blocks.push(LogBlock {
+                present: reader.u64()?,
+                entries_before: reader.u32()?,
+            });
+        }
+        let sequence_base = reader.u32()?;
+        let sequence_next = reader.u32()?;
+        let like_count = reader.u32()?;
+        let tombstone_count = reader.u32()?;
+        let text_user_ids = match reader.u8()? {
+            0 => None,
+            1 => {
+                let slot_count = reader.count(1)?;
+                let mut by_slot = Vec::with_capacity(slot_count);
+                for _ in 0..slot_count {
+                    by_slot.push(match reader.u8()? {
+                        0 => None,
+                        1 => Some(reader.bytes()?.into()),
+                        flag => return Err(format!("bad likes text slot flag {flag}")),
+                    });
+                }
+                let free_slots = reader.u32s()?;
+                Some(Box::new(TextUserIds {
+                    by_slot,
+                    free_slots,
+                }))
+            }
+            flag => return Err(format!("bad likes text table flag {flag}")),
+        };
+        let indexed: usize = index_chunks.iter().map(Vec::len).sum();
+        let present: usize = log_blocks
+            .iter()
+            .map(|block| block.present.count_ones() as usize)
+            .sum();
+        if indexed != like_count as usize
+            || present != log_entries.len()
+            || log_entries.len() != like_count as usize + tombstone_count as usize
+        {
+            return Err("likes counts do not add up".to_string());
+        }
+        Ok(Likes {
+            index_chunks,
+            log_entries,
+            log_blocks,
+            sequence_base,
+            sequence_next,
+            like_count,
+            tombstone_count,
+            text_user_ids,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1107,5 +1212,35 @@ mod tests {
         let bytes_per_like = zipf_bytes_per_like(2_000, 200_000);
         println!("{bytes_per_like:.2} bytes per like");
         assert!(bytes_per_like < 12.0, "{bytes_per_like:.2} bytes per like");
+    }
+
+    #[test]
+    fn snapshot_encoding_round_trips_integers_texts_and_tombstones() {
+        let mut likes = Likes::new();
+        for user in 0..300u32 {
+            likes.add(user.to_string().as_bytes()).unwrap();
+            likes.add(format!("user-{user}").as_bytes()).unwrap();
+        }
+        for user in (0..300u32).step_by(3) {
+            likes.remove(user.to_string().as_bytes());
+            likes.remove(format!("user-{user}").as_bytes());
+        }
+        let page = likes.list(0, 7).unwrap();
+        let mut out = Vec::new();
+        likes.encode(&mut out);
+        let mut reader = Reader::new(&out);
+        let decoded = Likes::decode(&mut reader).expect("decodes");
+        reader.finish().expect("every byte read");
+        decoded.check_invariants();
+        assert_eq!(decoded, likes);
+        assert_eq!(
+            decoded.list(page.next_cursor, 50).unwrap(),
+            likes.list(page.next_cursor, 50).unwrap()
+        );
+        assert!(Likes::decode(&mut Reader::new(&out[..out.len() - 1])).is_err());
+        let empty = Likes::new();
+        let mut out = Vec::new();
+        empty.encode(&mut out);
+        assert_eq!(Likes::decode(&mut Reader::new(&out)).unwrap(), empty);
     }
 }

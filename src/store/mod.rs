@@ -12,6 +12,7 @@
 
 pub mod coupon;
 pub mod coupon_commands;
+pub mod encoding;
 pub mod idempotency;
 pub mod keys;
 pub mod keyspace;
@@ -42,7 +43,10 @@ pub type SetValue = IndexSet<Bytes, keyspace::Hasher>;
 #[derive(Debug)]
 pub enum Value {
     String(Bytes),
-    Set(SetValue),
+    /// Boxed like the other collections: an inline `IndexSet` made every `Value` (and so every key's
+    /// entry) 88 bytes; boxed, a value is 32 and a string key's entry 56, which is most of the keyspace's
+    /// memory and of the time to load it at start-up.
+    Set(Box<SetValue>),
     Coupon(Box<coupon::Coupon>),
     Stock(Box<stock::Stock>),
     Likes(Box<likes::Likes>),

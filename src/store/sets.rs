@@ -45,7 +45,7 @@ pub fn sadd(store: &mut Store, call: &mut Call) -> Reply {
     }
     let entry = store
         .keyspace
-        .get_or_insert_with(key, call.now_ms, || Value::Set(SetValue::default()));
+        .get_or_insert_with(key, call.now_ms, || Value::Set(Box::default()));
     let Value::Set(set) = &mut entry.value else {
         unreachable!("type checked above");
     };

@@ -31,6 +31,7 @@
 //! dropped at any time; [`Throttle::stale_at_ms`] says when that happens (a natural key expiry).
 
 use crate::limits::{THROTTLE_PERIOD_S_MAX, THROTTLE_TOLERANCE_S_MAX};
+use crate::store::encoding::{put_u64, Reader};
 
 /// What `TYPE` says for a rate-limit key.
 pub const TYPE_NAME: &str = "throttle";
@@ -192,6 +193,17 @@ impl Throttle {
 
     pub fn approximate_memory_bytes(&self) -> usize {
         std::mem::size_of::<Self>()
+    }
+}
+
+impl Throttle {
+    /// Snapshot encoding (see `store::encoding`): the theoretical arrival time.
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        put_u64(out, self.theoretical_arrival_ns);
+    }
+
+    pub fn decode(reader: &mut Reader) -> Result<Throttle, String> {
+        Ok(Throttle::from_theoretical_arrival_ns(reader.u64()?))
     }
 }
 
@@ -423,5 +435,14 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn snapshot_encoding_round_trips() {
+        let throttle = Throttle::from_theoretical_arrival_ns(1_234_567_890_123);
+        let mut out = Vec::new();
+        throttle.encode(&mut out);
+        assert_eq!(Throttle::decode(&mut Reader::new(&out)).unwrap(), throttle);
+        assert!(Throttle::decode(&mut Reader::new(&out[..7])).is_err());
     }
 }

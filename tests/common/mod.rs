@@ -64,18 +64,28 @@ impl Server {
     }
 
     pub fn start_with(dir: &Path, arguments: Vec<String>) -> Server {
-        Server::start_wrapped(dir, Vec::new(), arguments)
+        Server::try_start_wrapped(&[], dir, arguments)
+            .unwrap_or_else(|log| panic!("dibs did not start; log:\n{}", log.join("\n")))
     }
 
     /// Starts the server under `wrapper` (a program and its arguments, the server's command line
-    /// appended), e.g. `strace -f -e inject=...`.
+    /// appended), e.g. `strace -f -e inject=...`; panics if it does not become ready.
     pub fn start_wrapped(dir: &Path, wrapper: Vec<String>, arguments: Vec<String>) -> Server {
+        Server::try_start_wrapped(&wrapper, dir, arguments)
+            .unwrap_or_else(|log| panic!("dibs did not start; log:\n{}", log.join("\n")))
+    }
+
+    /// Starts dibs as the last arguments of `wrapper` (e.g. `strace ... --`), or plain when it is empty.
+    /// Gives the log back if the server never became ready (it exited, or was killed, first).
+    pub fn try_start_wrapped(
+        wrapper: &[String],
+        dir: &Path,
+        arguments: Vec<String>,
+    ) -> Result<Server, Vec<String>> {
         let mut command = match wrapper.split_first() {
-            Some((program, wrapper_arguments)) => {
+            Some((program, rest)) => {
                 let mut command = Command::new(program);
-                command
-                    .args(wrapper_arguments)
-                    .arg(env!("CARGO_BIN_EXE_dibs"));
+                command.args(rest).arg(env!("CARGO_BIN_EXE_dibs"));
                 command
             }
             None => Command::new(env!("CARGO_BIN_EXE_dibs")),
@@ -105,27 +115,30 @@ impl Server {
             port: 0,
             dir: dir.to_path_buf(),
             arguments,
-            wrapper,
+            wrapper: wrapper.to_vec(),
             pid: 0,
             log_lines,
             log: Vec::new(),
         };
-        let starting = server
-            .wait_for_log("starting: pid ")
-            .unwrap_or_else(|| panic!("dibs did not start; log:\n{}", server.log.join("\n")));
-        let pid = starting
-            .split("starting: pid ")
-            .nth(1)
-            .and_then(|rest| rest.split(',').next());
-        server.pid = pid
-            .and_then(|pid| pid.parse().ok())
-            .expect("pid in the start-up line");
-        let line = server
-            .wait_for_log("Ready to accept connections on ")
-            .unwrap_or_else(|| panic!("dibs did not start; log:\n{}", server.log.join("\n")));
+        let Some(line) = server.wait_for_log("Ready to accept connections on ") else {
+            server.drain_log();
+            return Err(std::mem::take(&mut server.log));
+        };
+        // Under a wrapper the child is the wrapper; kill(2) goes to dibs's own pid.
+        server.pid = server.dibs_pid().map_or(0, |pid| pid as i32);
         let address = line.rsplit(' ').next().expect("address at the end");
         server.port = address.rsplit(':').next().unwrap().parse().expect("port");
-        server
+        Ok(server)
+    }
+
+    /// The dibs process id from its start-up log line (under a wrapper, the child is the wrapper).
+    pub fn dibs_pid(&self) -> Option<u32> {
+        let line = self
+            .log
+            .iter()
+            .find(|line| line.contains("starting: pid "))?;
+        let rest = line.split("starting: pid ").nth(1)?;
+        rest.split(',').next()?.trim().parse().ok()
     }
 
     /// Waits until a log line containing `needle` appears; returns it, or `None` if the process exits or
