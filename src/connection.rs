@@ -77,6 +77,11 @@ pub struct Connection {
     pub in_holding_list: bool,
     /// The last `process` stopped at the per-iteration command budget with complete requests left.
     pub budget_spent_on_commands: bool,
+    /// Registered for writable events: only while replies are waiting for socket space, so a client's
+    /// acknowledgements don't wake the loop for nothing.
+    pub writable_interest: bool,
+    /// The peer closed its side: keep reading past short reads until the end of the stream shows.
+    pub read_to_end_of_stream: bool,
 }
 
 /// What a read attempt found.
@@ -123,6 +128,8 @@ impl Connection {
             broken: false,
             in_holding_list: false,
             budget_spent_on_commands: false,
+            writable_interest: false,
+            read_to_end_of_stream: false,
         }
     }
 
@@ -141,11 +148,18 @@ impl Connection {
                     self.read_buffer.resize(grown, 0);
                 }
             }
+            let space = self.read_buffer.len() - self.filled;
             match self.stream.read(&mut self.read_buffer[self.filled..]) {
                 Ok(0) => return ReadOutcome::Closed,
                 Ok(count) => {
                     self.filled += count;
                     read_this_turn += count;
+                    if count < space && !self.read_to_end_of_stream {
+                        // A short read emptied the socket's receive queue; whatever arrives later
+                        // raises a new edge. Skipping the read that would only say WouldBlock saves a
+                        // system call per request.
+                        return ReadOutcome::Drained;
+                    }
                 }
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
                     return ReadOutcome::Drained

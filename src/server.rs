@@ -202,6 +202,13 @@ impl Server {
                     WAKER => self.collect_durability(),
                     Token(token) => {
                         let slot = token - FIRST_CONNECTION;
+                        if event.is_read_closed() || event.is_error() {
+                            // The peer is gone or half-closed: read until the end-of-stream shows, since
+                            // no further edge will come to reveal it.
+                            if let Some(connection) = connection_in(&mut self.connections, slot) {
+                                connection.read_to_end_of_stream = true;
+                            }
+                        }
                         if event.is_readable() || event.is_read_closed() || event.is_error() {
                             self.read_and_process(slot);
                         }
@@ -309,7 +316,7 @@ impl Server {
             if let Err(error) = self.poll.registry().register(
                 &mut stream,
                 Token(slot + FIRST_CONNECTION),
-                Interest::READABLE | Interest::WRITABLE,
+                Interest::READABLE,
             ) {
                 log::warn!("could not register a client: {error}");
                 self.free_slots.push(slot);
@@ -494,8 +501,27 @@ impl Server {
                 continue;
             };
             let before = connection.pending_output();
-            let healthy = connection.flush();
+            let mut healthy = connection.flush();
             self.stats.output_bytes += (before - connection.pending_output()) as u64;
+            // Ask for writable events only while the socket is full.
+            let blocked = connection.has_writable_output();
+            if healthy && blocked != connection.writable_interest {
+                let interest = if blocked {
+                    Interest::READABLE | Interest::WRITABLE
+                } else {
+                    Interest::READABLE
+                };
+                healthy = self
+                    .poll
+                    .registry()
+                    .reregister(
+                        &mut connection.stream,
+                        Token(slot + FIRST_CONNECTION),
+                        interest,
+                    )
+                    .is_ok();
+                connection.writable_interest = blocked;
+            }
             let finished =
                 connection.output_is_empty() && (connection.close_after_reply || connection.broken);
             // A broken connection with nothing held is closed even with output unwritten: nobody reads it.

@@ -244,25 +244,34 @@ pub fn mset(store: &mut Store, call: &mut Call) -> Reply {
 /// INCR, DECR, INCRBY, DECRBY: adds `delta` to the integer at the key (0 if absent).
 fn increment(store: &mut Store, call: &mut Call, delta: i64) -> Reply {
     let key = call.key();
-    let current = match read_string(store, key, call.now_ms) {
-        Ok(Some(bytes)) => match crate::resp::parse_integer(bytes) {
-            Some(value) => value,
-            None => return not_an_integer(),
-        },
-        Ok(None) => 0,
-        Err(reply) => return reply,
+    let overflow = || Reply::error("ERR increment or decrement would overflow");
+    let mut digits = itoa::Buffer::new();
+    // One lookup: the counter is changed in place (keeping its expiry, as Redis does for INCR), or
+    // created. The digits are formatted once, on the stack, for both the stored value and the record.
+    let updated = match store.keyspace.get_mut(key, call.now_ms) {
+        Some(entry) => {
+            let Value::String(current) = &mut entry.value else {
+                return wrong_type();
+            };
+            let Some(value) = crate::resp::parse_integer(current) else {
+                return not_an_integer();
+            };
+            let Some(updated) = value.checked_add(delta) else {
+                return overflow();
+            };
+            *current = Bytes::copy_from_slice(digits.format(updated).as_bytes());
+            updated
+        }
+        None => {
+            store.keyspace.insert(
+                key,
+                Value::String(Bytes::copy_from_slice(digits.format(delta).as_bytes())),
+            );
+            delta
+        }
     };
-    let Some(updated) = current.checked_add(delta) else {
-        return Reply::error("ERR increment or decrement would overflow");
-    };
-    let bytes = integer_bytes(updated);
-    match store.keyspace.get_mut(key, call.now_ms) {
-        // Keep the key's expiry, as Redis does for INCR.
-        Some(entry) => entry.value = Value::String(bytes.clone()),
-        None => store.keyspace.insert(key, Value::String(bytes.clone())),
-    }
     // Logged as the outcome, which is idempotent on replay and independent of the command's form.
-    call.log(&[b"SET", key, &bytes, b"KEEPTTL"]);
+    call.log(&[b"SET", key, digits.format(updated).as_bytes(), b"KEEPTTL"]);
     Reply::Integer(updated)
 }
 
