@@ -951,7 +951,8 @@ pub static COMMANDS: &[CommandSpec] = &[
     ),
 ];
 
-/// Finds a command by name, ignoring case.
+/// Finds a command by name, ignoring case. Runs once per command, live and on replay, so the table hashes
+/// with ahash rather than the standard SipHash; the names are ours, not an attacker's.
 pub fn lookup(name: &[u8]) -> Option<&'static CommandSpec> {
     type Table = HashMap<&'static [u8], &'static CommandSpec, ahash::RandomState>;
     static TABLE: OnceLock<Table> = OnceLock::new();

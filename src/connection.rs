@@ -75,6 +75,8 @@ pub struct Connection {
     pub broken: bool,
     /// Listed in the server's `holding` list (replies waiting for durability).
     pub in_holding_list: bool,
+    /// The last `process` stopped at the per-iteration command budget with complete requests left.
+    pub budget_spent_on_commands: bool,
 }
 
 /// What a read attempt found.
@@ -120,6 +122,7 @@ impl Connection {
             close_after_reply: false,
             broken: false,
             in_holding_list: false,
+            budget_spent_on_commands: false,
         }
     }
 

@@ -124,8 +124,13 @@ impl Journal {
 
     /// The sequence a reply made now must wait for: everything appended so far under `always`, nothing
     /// under the other policies (they trade that guarantee for latency; see protocol.md).
+    ///
+    /// Once the log has failed nothing waits either: `durable_sequence` never moves again, so a reply
+    /// tagged with a later sequence would be held forever. No reply needs to wait then: writes are refused,
+    /// and the server has rebuilt the store from the durable records (`Server::fail_held`), so a read shows
+    /// only durable state. Replies made before the failure was learned were failed by that same call.
     pub fn reply_requirement(&self) -> u64 {
-        if self.policy == Policy::Always && self.syncer.is_some() {
+        if self.policy == Policy::Always && self.syncer.is_some() && self.failure.is_none() {
             self.last_sequence()
         } else {
             0
@@ -140,27 +145,30 @@ impl Journal {
     /// Hands the gathered records to the syncer. Called once per loop iteration: under `always` every
     /// batch goes at once (replies wait for it); under the other policies a small batch may wait a few
     /// milliseconds for more.
-    pub fn submit(&mut self, now_ms: u64) {
+    ///
+    /// Returns `Progress::Failed` if this found the syncer gone: the caller handles it as a failed log
+    /// (fails the held replies and reloads the durable state), as it does a failure the syncer reports.
+    pub fn submit(&mut self, now_ms: u64) -> Progress {
         if self.batch.is_empty() {
-            return;
+            return Progress::Nothing;
         }
         if self.policy != Policy::Always
             && self.batch.len() < RELAXED_SUBMIT_SIZE
             && now_ms < self.last_submit_ms + RELAXED_SUBMIT_INTERVAL_MS
         {
-            return;
+            return Progress::Nothing;
         }
         self.last_submit_ms = now_ms;
-        self.send_batch();
+        self.send_batch()
     }
 
-    fn send_batch(&mut self) {
+    fn send_batch(&mut self) -> Progress {
         if self.batch.is_empty() {
-            return;
+            return Progress::Nothing;
         }
         let Some(syncer) = &self.syncer else {
             self.batch.clear();
-            return;
+            return Progress::Nothing;
         };
         let bytes = std::mem::replace(&mut self.batch, syncer.take_buffer());
         let batch = Batch {
@@ -171,7 +179,9 @@ impl Journal {
             // The syncer only stops on shutdown or a bug; either way nothing more can be made durable.
             self.failure = Some("the log syncer thread has stopped".to_string());
             log::error!("the log syncer thread has stopped; writes are refused from now on");
+            return Progress::Failed;
         }
+        Progress::Nothing
     }
 
     /// The syncer's counters, for INFO.
@@ -214,7 +224,8 @@ impl Journal {
 
     /// Waits until everything submitted is durable or failed (SHUTDOWN), then stops the syncer.
     pub fn shut_down(&mut self) {
-        self.send_batch();
+        // A stopped syncer is reported by `shutdown` below.
+        let _ = self.send_batch();
         if let Some(syncer) = self.syncer.take() {
             if let Err(error) = syncer.shutdown() {
                 log::error!("the log could not be synced at shutdown: {error}");

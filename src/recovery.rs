@@ -19,7 +19,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::aof::payload::decode_payload;
+use crate::aof::payload::{decode_payload_into, DecodedPayload};
 use crate::aof::record::{ScanVerdict, Scanner};
 use crate::aof::storage::FileStorage;
 use crate::command;
@@ -194,11 +194,12 @@ impl<'s> Replay<'s> {
                 )));
             }
         }
+        let mut payload = DecodedPayload::new();
         for record in scanner.by_ref() {
             if record.sequence > self.through_sequence {
                 return Ok(());
             }
-            let payload = decode_payload(record.payload).map_err(|error| {
+            decode_payload_into(record.payload, &mut payload).map_err(|error| {
                 RecoveryError(format!(
                     "the log file {} has a record at byte offset {} (sequence {}) whose checksum is right but \
                      whose contents don't decode: {error}. It was written by an incompatible build, or the \
@@ -208,7 +209,7 @@ impl<'s> Replay<'s> {
                     record.sequence
                 ))
             })?;
-            for arguments in &payload.commands {
+            for arguments in payload.commands() {
                 command::replay(self.store, arguments, payload.now_ms, &mut self.scratch).map_err(|error| {
                     RecoveryError(format!(
                         "replaying the record at byte offset {} (sequence {}) of {} failed: {error}",

@@ -198,7 +198,9 @@ impl Server {
                 }
             }
             self.expire_cycle();
-            self.journal.submit(self.now_ms);
+            if let Progress::Failed = self.journal.submit(self.now_ms) {
+                self.fail_held();
+            }
             self.flush_pending();
         }
         self.journal.shut_down();
@@ -303,17 +305,13 @@ impl Server {
     /// without waiting for an event: mio is edge-triggered, so no new event would come for bytes already
     /// waiting in the socket.
     fn read_and_process(&mut self, slot: usize) {
-        let Some(connection) = self
-            .connections
-            .get_mut(slot)
-            .and_then(|slot| slot.as_mut())
-        else {
+        let Some(connection) = connection_in(&mut self.connections, slot) else {
             return;
         };
         let mut revisit = false;
         if connection.broken {
             // Nothing more will arrive; what was read is still executed.
-        } else if connection.unprocessed_bytes() < limits::READ_SIZE_PER_ITERATION_MAX {
+        } else if !connection.budget_spent_on_commands {
             let before = connection.filled;
             let outcome = connection.read();
             self.stats.input_bytes += connection.filled.saturating_sub(before) as u64;
@@ -323,7 +321,8 @@ impl Server {
                 ReadOutcome::Closed => connection.broken = true,
             }
         } else {
-            // A deep pipeline is still being executed; read once it has gone down.
+            // Complete requests are still waiting from a deep pipeline: execute those before reading more,
+            // so the buffer doesn't grow faster than it drains.
             revisit = true;
         }
         let limit = if connection.authenticated {
@@ -354,10 +353,12 @@ impl Server {
         // The request buffer is moved out so the arguments can borrow it while the connection takes
         // replies.
         let buffer = std::mem::take(&mut connection.read_buffer);
+        connection.budget_spent_on_commands = false;
         let mut executed = 0;
         let mut after = After::Continue;
         while !connection.close_after_reply {
             if executed >= limits::COMMANDS_PER_ITERATION_MAX {
+                connection.budget_spent_on_commands = true;
                 self.pending_input.push(slot);
                 break;
             }
@@ -451,11 +452,7 @@ impl Server {
         slots.sort_unstable();
         slots.dedup();
         for slot in slots {
-            let Some(connection) = self
-                .connections
-                .get_mut(slot)
-                .and_then(|slot| slot.as_mut())
-            else {
+            let Some(connection) = connection_in(&mut self.connections, slot) else {
                 continue;
             };
             let before = connection.pending_output();
@@ -490,11 +487,7 @@ impl Server {
         let durable = self.journal.durable_sequence();
         let mut still_holding = Vec::new();
         for slot in std::mem::take(&mut self.holding) {
-            let Some(connection) = self
-                .connections
-                .get_mut(slot)
-                .and_then(|slot| slot.as_mut())
-            else {
+            let Some(connection) = connection_in(&mut self.connections, slot) else {
                 continue;
             };
             if connection.release(durable) {
@@ -514,11 +507,7 @@ impl Server {
     fn fail_held(&mut self) {
         let error = self.log_failure_reply();
         for slot in std::mem::take(&mut self.holding) {
-            if let Some(connection) = self
-                .connections
-                .get_mut(slot)
-                .and_then(|slot| slot.as_mut())
-            {
+            if let Some(connection) = connection_in(&mut self.connections, slot) {
                 self.stats.replies_failed_by_log += connection.fail_held(&error) as u64;
                 self.pending_output.push(slot);
             }
@@ -1037,6 +1026,16 @@ impl Server {
         // If more are due, `poll_timeout` brings the loop back within a millisecond.
         self.commit_mutations();
     }
+}
+
+/// The connection in `slot`, if any. A free function so the borrow stays on `connections` alone.
+fn connection_in(
+    connections: &mut [Option<Box<Connection>>],
+    slot: usize,
+) -> Option<&mut Connection> {
+    connections
+        .get_mut(slot)
+        .and_then(|slot| slot.as_deref_mut())
 }
 
 fn validate_client_name(name: &[u8]) -> Result<(), Reply> {

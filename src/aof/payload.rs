@@ -179,11 +179,54 @@ impl std::error::Error for PayloadError {}
 
 /// Decodes a payload; see the module documentation for the format.
 pub fn decode_payload(payload: &[u8]) -> Result<Payload<'_>, PayloadError> {
+    let mut decoded = DecodedPayload::new();
+    decode_payload_into(payload, &mut decoded)?;
+    Ok(Payload {
+        now_ms: decoded.now_ms,
+        commands: decoded.commands().map(<[&[u8]]>::to_vec).collect(),
+    })
+}
+
+/// A decoded payload in buffers that are reused from one record to the next: replay decodes millions of
+/// records and should allocate for none of them. Filled by [`decode_payload_into`].
+#[derive(Debug, Default)]
+pub struct DecodedPayload<'a> {
+    pub now_ms: u64,
+    /// Every command's arguments, back to back.
+    arguments: Vec<&'a [u8]>,
+    /// Where each command ends in `arguments`.
+    command_ends: Vec<usize>,
+}
+
+impl<'a> DecodedPayload<'a> {
+    pub fn new() -> DecodedPayload<'a> {
+        DecodedPayload::default()
+    }
+
+    /// Each command's arguments, the name first.
+    pub fn commands(&self) -> impl Iterator<Item = &[&'a [u8]]> + '_ {
+        let mut start = 0;
+        self.command_ends.iter().map(move |&end| {
+            let command = &self.arguments[start..end];
+            start = end;
+            command
+        })
+    }
+}
+
+/// Decodes a payload into `decoded`, replacing what it held; see the module documentation for the
+/// format. On an error `decoded` holds an unspecified part of the payload.
+pub fn decode_payload_into<'a>(
+    payload: &'a [u8],
+    decoded: &mut DecodedPayload<'a>,
+) -> Result<(), PayloadError> {
+    decoded.arguments.clear();
+    decoded.command_ends.clear();
     let mut cursor = Cursor {
         bytes: payload,
         offset: 0,
     };
-    let now_ms = u64::from_le_bytes(cursor.take_array()?);
+    decoded.now_ms = u64::from_le_bytes(cursor.take_array()?);
     let command_count = u32::from_le_bytes(cursor.take_array()?);
     if command_count == 0 {
         return Err(PayloadError::NoCommands);
@@ -191,19 +234,22 @@ pub fn decode_payload(payload: &[u8]) -> Result<Payload<'_>, PayloadError> {
     debug_assert_eq!(cursor.offset, PAYLOAD_PREFIX_SIZE);
     // Each command needs at least 8 bytes (its argument count and one length): never reserve more than
     // the rest of the input could hold, whatever the counts claim.
-    let mut commands = Vec::with_capacity((command_count as usize).min(cursor.remaining() / 8));
+    decoded
+        .command_ends
+        .reserve((command_count as usize).min(cursor.remaining() / 8));
     for command_index in 0..command_count {
         let argument_count = u32::from_le_bytes(cursor.take_array()?);
         if argument_count == 0 {
             return Err(PayloadError::EmptyCommand { command_index });
         }
-        let mut arguments =
-            Vec::with_capacity((argument_count as usize).min(cursor.remaining() / 4));
+        decoded
+            .arguments
+            .reserve((argument_count as usize).min(cursor.remaining() / 4));
         for _ in 0..argument_count {
             let length = u32::from_le_bytes(cursor.take_array()?);
-            arguments.push(cursor.take(length as usize)?);
+            decoded.arguments.push(cursor.take(length as usize)?);
         }
-        commands.push(arguments);
+        decoded.command_ends.push(decoded.arguments.len());
     }
     if cursor.remaining() > 0 {
         return Err(PayloadError::TrailingBytes {
@@ -211,7 +257,7 @@ pub fn decode_payload(payload: &[u8]) -> Result<Payload<'_>, PayloadError> {
             count: cursor.remaining(),
         });
     }
-    Ok(Payload { now_ms, commands })
+    Ok(())
 }
 
 /// Reads fields off the front of a payload, failing with `Truncated` instead of panicking.

@@ -114,18 +114,14 @@ pub fn set(store: &mut Store, call: &mut Call) -> Reply {
         index += 1;
     }
     let key = call.key();
-    let conditional = only_if_absent || only_if_present || return_old;
-    // The plain SET (no NX, XX or GET) needs nothing from the old value: skip the lookups.
-    let old = if conditional {
-        match read_string(store, key, call.now_ms) {
-            Ok(old) => old.cloned(),
-            Err(reply) if return_old => return reply,
-            Err(_) => None,
-        }
-    } else {
-        None
+    // One lookup answers both questions; the old value is copied only for GET (SET runs for every SET
+    // record on replay, where a copy and a second lookup per record are measurable).
+    let (exists, old) = match read_string(store, key, call.now_ms) {
+        Ok(old) => (old.is_some(), if return_old { old.cloned() } else { None }),
+        Err(reply) if return_old => return reply,
+        // A value of another type: it exists, and plain SET replaces it.
+        Err(_) => (true, None),
     };
-    let exists = conditional && store.keyspace.contains(key, call.now_ms);
     if (only_if_absent && exists) || (only_if_present && !exists) {
         return if return_old {
             old.map_or(Reply::Null, Reply::Bulk)

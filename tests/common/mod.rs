@@ -47,6 +47,10 @@ pub struct Server {
     pub port: u16,
     pub dir: PathBuf,
     pub arguments: Vec<String>,
+    /// A program the server runs under (e.g. `strace ... --`), empty for none.
+    pub wrapper: Vec<String>,
+    /// The server's own process id, from its start-up line (differs from `child`'s under a wrapper).
+    pub pid: i32,
     /// Every stderr line so far is sent here by a reader thread.
     log_lines: mpsc::Receiver<String>,
     pub log: Vec<String>,
@@ -60,7 +64,23 @@ impl Server {
     }
 
     pub fn start_with(dir: &Path, arguments: Vec<String>) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_dibs"))
+        Server::start_wrapped(dir, Vec::new(), arguments)
+    }
+
+    /// Starts the server under `wrapper` (a program and its arguments, the server's command line
+    /// appended), e.g. `strace -f -e inject=...`.
+    pub fn start_wrapped(dir: &Path, wrapper: Vec<String>, arguments: Vec<String>) -> Server {
+        let mut command = match wrapper.split_first() {
+            Some((program, wrapper_arguments)) => {
+                let mut command = Command::new(program);
+                command
+                    .args(wrapper_arguments)
+                    .arg(env!("CARGO_BIN_EXE_dibs"));
+                command
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_dibs")),
+        };
+        let mut child = command
             .arg("--port")
             .arg("0")
             .arg("--dir")
@@ -85,9 +105,21 @@ impl Server {
             port: 0,
             dir: dir.to_path_buf(),
             arguments,
+            wrapper,
+            pid: 0,
             log_lines,
             log: Vec::new(),
         };
+        let starting = server
+            .wait_for_log("starting: pid ")
+            .unwrap_or_else(|| panic!("dibs did not start; log:\n{}", server.log.join("\n")));
+        let pid = starting
+            .split("starting: pid ")
+            .nth(1)
+            .and_then(|rest| rest.split(',').next());
+        server.pid = pid
+            .and_then(|pid| pid.parse().ok())
+            .expect("pid in the start-up line");
         let line = server
             .wait_for_log("Ready to accept connections on ")
             .unwrap_or_else(|| panic!("dibs did not start; log:\n{}", server.log.join("\n")));
@@ -146,8 +178,16 @@ impl Server {
         RawClient::connect(self.port)
     }
 
-    /// SIGKILL, then wait for the process to be gone.
+    /// SIGKILL, then wait for the process to be gone. Under a wrapper the server itself is killed first:
+    /// a killed tracer would leave it running.
     pub fn kill(&mut self) {
+        if self.pid > 0
+            && self.pid as u32 != self.child.id()
+            && self.child.try_wait().ok().flatten().is_none()
+        {
+            // Safety: kill(2) with a pid this test started; no memory is involved.
+            unsafe { libc::kill(self.pid, libc::SIGKILL) };
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -155,7 +195,11 @@ impl Server {
     /// Kills the server and starts it again on the same directory with the same arguments.
     pub fn restart(&mut self) {
         self.kill();
-        *self = Server::start_with(&self.dir.clone(), self.arguments.clone());
+        *self = Server::start_wrapped(
+            &self.dir.clone(),
+            self.wrapper.clone(),
+            self.arguments.clone(),
+        );
     }
 
     /// Waits for the process to exit by itself; returns its exit code.
@@ -300,6 +344,17 @@ pub fn reply_length(bytes: &[u8]) -> Option<usize> {
         }
         _ => panic!("not a RESP reply: {:?}", String::from_utf8_lossy(bytes)),
     }
+}
+
+/// True if `strace` runs and may trace here (it is installed and ptrace is permitted). Tests that need it
+/// print why they skip otherwise.
+pub fn strace_usable() -> bool {
+    Command::new("strace")
+        .args(["-f", "-o", "/dev/null", "-e", "trace=fdatasync", "true"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
 }
 
 /// Polls `condition` until it holds or the deadline passes.

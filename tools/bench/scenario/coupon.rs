@@ -66,8 +66,17 @@ pub fn check(total: u64, acks: &[IssueAck], last: &CouponFinal) -> Verdict {
     let mut numbers_of_request: HashMap<&str, HashSet<u64>> = HashMap::new();
     let mut issued_count = 0u64;
     let mut sold_out_seen = false;
+    // A retry with the same request ID replays the first reply (dibs's ID contract), so a second ISSUED
+    // with the same number for the same request is that one issue acknowledged again, not a new one.
+    let mut issued_by_request: HashMap<&str, u64> = HashMap::new();
 
     for ack in acks {
+        if let (IssueStatus::Issued, Some(number)) = (&ack.status, ack.number) {
+            if issued_by_request.get(ack.request.as_str()) == Some(&number) {
+                continue;
+            }
+            issued_by_request.insert(ack.request.as_str(), number);
+        }
         match &ack.status {
             IssueStatus::Issued => {
                 issued_count += 1;
@@ -475,6 +484,19 @@ mod tests {
         let verdict = check(2, &acks, &last);
         assert!(verdict.mentions("duplicate"), "{verdict:?}");
         assert!(verdict.mentions("2 was never issued"), "{verdict:?}");
+    }
+
+    #[test]
+    fn a_retry_replaying_the_first_issued_reply_is_one_issue() {
+        let (mut acks, last) = right_outcome();
+        let replay = acks
+            .iter()
+            .find(|ack| ack.status == IssueStatus::Issued)
+            .cloned()
+            .expect("an issue in the right outcome");
+        acks.push(replay);
+        let verdict = check(2, &acks, &last);
+        assert!(verdict.violations.is_empty(), "{verdict:?}");
     }
 
     #[test]
