@@ -295,3 +295,43 @@ fn running_out_of_file_descriptors_neither_spins_nor_strands_clients() {
     let mut newcomer = server.raw();
     assert_eq!(newcomer.call(&["GET", "k"]), "$1\r\nv\r\n");
 }
+
+#[test]
+fn declared_maximum_counts_and_lengths_reserve_nothing_up_front() {
+    // server_limits.rs covers a declared 400 MB bulk; this is the multibulk count at its maximum, with
+    // each argument then declared at the bulk maximum, from many clients at once.
+    let dir = TempDir::new("declared-maximum");
+    let server = Server::start(dir.path(), &[]);
+    let mut healthy = server.raw();
+    assert_eq!(healthy.call(&["PING"]), "+PONG\r\n");
+    let before = resident_bytes(&server);
+    let header = b"*1048576\r\n$536870912\r\nfirst bytes of a value never sent";
+    let mut clients: Vec<TcpStream> = (0..50)
+        .map(|_| {
+            let mut stream = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+            stream.write_all(header).unwrap();
+            stream
+        })
+        .collect();
+    wait_until("every header to be read", || {
+        healthy
+            .call(&["CLIENT", "LIST"])
+            .matches(&format!(" qbuf={} ", header.len()))
+            .count()
+            == 50
+    });
+    let grown = resident_bytes(&server).saturating_sub(before);
+    assert!(grown < 32 << 20, "RSS grew by {} MB", grown >> 20);
+    // One past the maximum is a protocol error, for that client only.
+    let mut over = RawClient::connect(server.port);
+    over.send(b"*1048577\r\n");
+    assert_eq!(
+        over.read_reply_string(),
+        "-ERR Protocol error: invalid multibulk length\r\n"
+    );
+    assert_eq!(healthy.call(&["PING"]), "+PONG\r\n");
+    clients.clear();
+    wait_until("the clients to be gone", || {
+        info_field(&mut healthy, "connected_clients") == 1
+    });
+}
