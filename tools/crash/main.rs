@@ -52,6 +52,11 @@ struct Options {
     #[arg(long, default_value_t = 20)]
     cycles: u64,
 
+    /// Stop after the cycle during which this many seconds have passed, even if fewer than --cycles ran
+    /// (for "as many cycles as fit in ten minutes": --cycles 1000000 --max-seconds 600).
+    #[arg(long)]
+    max_seconds: Option<u64>,
+
     /// Seed for the load and the kill moments. Default: drawn from the clock and printed.
     #[arg(long)]
     seed: Option<u64>,
@@ -216,8 +221,10 @@ fn run(options: &Options, seed: u64, dir: &std::path::Path) -> Result<Summary, S
     // changes nothing); they are shown so a load that mostly fails does not pass unnoticed.
     let mut failures = std::collections::BTreeMap::new();
     let mut reservations: Vec<Vec<(i64, i64)>> = vec![Vec::new(); options.clients];
-    let report_every = (options.cycles / 10).max(1);
+    let report_every = (options.cycles / 10).clamp(1, 100);
+    let mut cycles_run = 0;
     for cycle in 1..=options.cycles {
+        cycles_run = cycle;
         // Set-up, acknowledged before the load starts, so the model knows it for certain.
         let mut setup = Connection::open("127.0.0.1", server.port)?;
         if parts.coupons {
@@ -285,7 +292,10 @@ fn run(options: &Options, seed: u64, dir: &std::path::Path) -> Result<Summary, S
             }
         };
         let mut checker = Connection::open("127.0.0.1", server.port)?;
-        let last = cycle == options.cycles;
+        let out_of_time = options
+            .max_seconds
+            .is_some_and(|seconds| started.elapsed() >= Duration::from_secs(seconds));
+        let last = cycle == options.cycles || out_of_time;
         let found = model.check(
             &mut checker,
             &Cycle {
@@ -317,13 +327,16 @@ fn run(options: &Options, seed: u64, dir: &std::path::Path) -> Result<Summary, S
                 elapsed: started.elapsed(),
             });
         }
+        if last {
+            break;
+        }
     }
     server.kill();
     for (message, count) in &failures {
         println!("dibs-crash: {count} calls answered with an error: {message}");
     }
     Ok(Summary {
-        cycles: options.cycles,
+        cycles: cycles_run,
         calls,
         acknowledged_checked: model.acknowledged_checked,
         unknown_settled: model.unknown_settled,
