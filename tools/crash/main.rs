@@ -73,8 +73,9 @@ struct Options {
     #[arg(long, default_value_t = 400)]
     kill_after_ms_max: u64,
 
-    /// Data directory (emptied first). Default: a fresh directory under the system temp dir, removed
-    /// after a passing run and kept after a failing one.
+    /// Data directory; it must not exist yet or be empty (the run never deletes what it did not
+    /// create). Default: a fresh directory under the system temp dir, removed after a passing run and
+    /// kept after a failing one.
     #[arg(long)]
     dir: Option<PathBuf>,
 
@@ -121,7 +122,14 @@ fn main() {
             true,
         ),
     };
-    let _ = std::fs::remove_dir_all(&dir);
+    let occupied = std::fs::read_dir(&dir).is_ok_and(|mut entries| entries.next().is_some());
+    if occupied {
+        eprintln!(
+            "dibs-crash: {} is not empty; give a new or empty directory",
+            dir.display()
+        );
+        std::process::exit(2);
+    }
     if let Err(error) = std::fs::create_dir_all(&dir) {
         eprintln!("dibs-crash: cannot create {}: {error}", dir.display());
         std::process::exit(2);
