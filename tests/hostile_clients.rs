@@ -12,6 +12,17 @@ use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant};
 
+/// The tests of this file run one at a time: each loads the machine (thousands of sockets, gigabytes of
+/// unread replies) in ways that would skew the latency and CPU figures another one measures.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    // A failed test poisons the lock; the next one may still run.
+    ONE_AT_A_TIME
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// The latencies of `count` PINGs, one at a time, sorted.
 fn ping_latencies(client: &mut RawClient, count: usize) -> Vec<Duration> {
     let mut latencies: Vec<Duration> = (0..count)
@@ -44,6 +55,7 @@ fn random_bytes(seed: &mut u64, length: usize) -> Vec<u8> {
 
 #[test]
 fn thousands_of_idle_and_trickling_connections_leave_healthy_clients_served() {
+    let _serial = one_at_a_time();
     let dir = TempDir::new("crowd");
     let server = Server::start(dir.path(), &["--maxclients", "1500"]);
     let mut healthy = server.raw();
@@ -100,6 +112,7 @@ fn thousands_of_idle_and_trickling_connections_leave_healthy_clients_served() {
 
 #[test]
 fn random_bytes_hurt_only_the_connection_that_sent_them() {
+    let _serial = one_at_a_time();
     let dir = TempDir::new("random-bytes");
     let mut server = Server::start(dir.path(), &[]);
     let mut healthy = server.raw();
@@ -147,6 +160,7 @@ fn random_bytes_hurt_only_the_connection_that_sent_them() {
 
 #[test]
 fn clients_vanishing_mid_command_and_mid_reply_leave_no_trace() {
+    let _serial = one_at_a_time();
     let dir = TempDir::new("vanishing");
     let mut server = Server::start(dir.path(), &[]);
     let mut healthy = server.raw();
@@ -197,6 +211,7 @@ fn clients_vanishing_mid_command_and_mid_reply_leave_no_trace() {
 
 #[test]
 fn greedy_readers_are_cut_off_and_memory_stays_bounded() {
+    let _serial = one_at_a_time();
     let dir = TempDir::new("greedy");
     let server = Server::start(dir.path(), &["--client-output-buffer-limit", "4194304"]);
     let mut healthy = server.raw();
@@ -227,6 +242,7 @@ fn greedy_readers_are_cut_off_and_memory_stays_bounded() {
 
 #[test]
 fn running_out_of_file_descriptors_neither_spins_nor_strands_clients() {
+    let _serial = one_at_a_time();
     let dir = TempDir::new("descriptors");
     let wrapper = vec!["prlimit".to_string(), "--nofile=64:64".to_string()];
     if std::process::Command::new("prlimit")
@@ -298,6 +314,7 @@ fn running_out_of_file_descriptors_neither_spins_nor_strands_clients() {
 
 #[test]
 fn declared_maximum_counts_and_lengths_reserve_nothing_up_front() {
+    let _serial = one_at_a_time();
     // server_limits.rs covers a declared 400 MB bulk; this is the multibulk count at its maximum, with
     // each argument then declared at the bulk maximum, from many clients at once.
     let dir = TempDir::new("declared-maximum");
