@@ -297,8 +297,13 @@ fn run_seed(seed: u64, totals: &mut Totals) -> Result<(), String> {
 
     check_image(&image, &run, totals)?;
     let mut flipped = image.clone();
-    for _ in 0..1 + run.random.below(3) {
-        let bit = run.random.below(flipped.len() as u64 * 8) as usize;
+    // Distinct bits: flipping one bit twice would give the original bytes back.
+    let flips = 1 + run.random.below(3) as usize;
+    let mut bits = std::collections::BTreeSet::new();
+    while bits.len() < flips {
+        bits.insert(run.random.below(flipped.len() as u64 * 8) as usize);
+    }
+    for bit in bits {
         flipped[bit / 8] ^= 1 << (bit % 8);
     }
     check_flipped(&flipped, &run)?;
