@@ -567,9 +567,10 @@ impl Model {
         for index in 0..self.like_counts.len() {
             let lower = self.like_counts[index] + acknowledged[index].len() as i64;
             let upper = lower + unknown[index];
-            let count = call(connection, crate::command!["LIKE.COUNT", post(index)])?
-                .integer()
-                .unwrap_or(-1);
+            let count = like_count(&call(
+                connection,
+                crate::command!["LIKE.COUNT", post(index)],
+            )?);
             if count < lower || count > upper {
                 violations.push(format!(
                     "cycle {}: LIKE.COUNT {} is {count}; expected between {lower} (acknowledged) and \
@@ -593,9 +594,10 @@ impl Model {
                     ));
                 }
             }
-            self.like_counts[index] = call(connection, crate::command!["LIKE.COUNT", post(index)])?
-                .integer()
-                .unwrap_or(0);
+            self.like_counts[index] = like_count(&call(
+                connection,
+                crate::command!["LIKE.COUNT", post(index)],
+            )?);
         }
         Ok(())
     }
@@ -626,6 +628,15 @@ impl Model {
             }
         }
         Ok(())
+    }
+}
+
+/// A `LIKE.COUNT post` reply: an array with one count per post asked (a bare integer accepted too);
+/// -1 when it is neither.
+fn like_count(reply: &Value) -> i64 {
+    match reply.array() {
+        Some(counts) => counts.first().and_then(Value::integer).unwrap_or(-1),
+        None => reply.integer().unwrap_or(-1),
     }
 }
 
