@@ -26,7 +26,7 @@ use dibs::aof::storage::{AppendFault, FaultyStorage, FaultyStorageControl};
 use dibs::aof::syncer::{Batch, FsyncPolicy, SyncReport, Syncer, SyncerHandle};
 use std::time::{Duration, Instant};
 
-const SEEDS_DEFAULT: u64 = 5000;
+const SEEDS_DEFAULT: u64 = 3000;
 const SECTOR_SIZE: usize = 512;
 const REPORT_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -385,7 +385,7 @@ fn check_flipped(flipped: &[u8], run: &Run) -> Result<(), String> {
 }
 
 fn check_recovery(image: &[u8], run: &Run, seed: u64) -> Result<(), String> {
-    let dir = common::TempDir::new(&format!("simulated-{seed}"));
+    let dir = common::TempDir::in_memory(&format!("simulated-{seed}"));
     std::fs::write(dir.path().join(dibs::recovery::log_file_name(1)), image)
         .map_err(|error| error.to_string())?;
     let (_, verdict) = scan(image);

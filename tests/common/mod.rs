@@ -19,8 +19,23 @@ pub struct TempDir(pub PathBuf);
 
 impl TempDir {
     pub fn new(label: &str) -> TempDir {
+        TempDir::new_under(&std::env::temp_dir(), label)
+    }
+
+    /// A fresh directory in memory (`/dev/shm`, where fsync costs nothing) when there is one, else as
+    /// `new`: for tests that call recovery thousands of times and test the logic, not the disk.
+    pub fn in_memory(label: &str) -> TempDir {
+        let shared_memory = Path::new("/dev/shm");
+        if shared_memory.is_dir() {
+            TempDir::new_under(shared_memory, label)
+        } else {
+            TempDir::new(label)
+        }
+    }
+
+    fn new_under(base: &Path, label: &str) -> TempDir {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let path = std::env::temp_dir().join(format!(
+        let path = base.join(format!(
             "dibs-test-{label}-{}-{}",
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::Relaxed)
