@@ -9,12 +9,14 @@
 #   --fsync always  dibs --appendfsync always  vs  redis-server --appendonly yes --appendfsync always
 # Custom commands: --command 'NAME=dibs command ;; redis command' (repeatable), e.g.
 #   --command 'INCR=INCR counter:__rand_int__ ;; INCR counter:__rand_int__'
+# --dibs-setup 'COMMAND ...' / --redis-setup 'COMMAND ...' run once after each start (repeatable);
+# --redis-script FILE loads a Lua script into redis-server and replaces __SHA__ in the redis commands.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 fsync=no rounds=5 requests=200000 clients=50 pipeline=1 tests=ping,set,get,incr
 commands=()
-dibs_setup=() redis_setup=()
+dibs_setup=() redis_setup=() redis_script=
 while [ $# -gt 0 ]; do
   case "$1" in
     --fsync) fsync=$2; shift 2 ;;
@@ -26,6 +28,7 @@ while [ $# -gt 0 ]; do
     --command) commands+=("$2"); shift 2 ;;
     --dibs-setup) dibs_setup+=("$2"); shift 2 ;;
     --redis-setup) redis_setup+=("$2"); shift 2 ;;
+    --redis-script) redis_script=$2; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -46,6 +49,7 @@ start_redis() {
   redis-server --port 17380 --dir "$work/redis" --save '' "${persistence[@]}" --daemonize yes --logfile "$work/redis.log" >/dev/null
   until redis-cli -p 17380 ping >/dev/null 2>&1; do sleep 0.05; done
   for line in "${redis_setup[@]+"${redis_setup[@]}"}"; do redis-cli -p 17380 $line >/dev/null; done
+  if [ -n "$redis_script" ]; then sha=$(redis-cli -p 17380 SCRIPT LOAD "$(cat "$redis_script")"); fi
 }
 stop_all() {
   redis-cli -p 17379 shutdown >/dev/null 2>&1 || true
@@ -76,6 +80,7 @@ for round in $(seq "$rounds"); do
     for spec in "${commands[@]+"${commands[@]}"}"; do
       name=${spec%%=*}; rest=${spec#*=}
       dibs_command=${rest%% ;; *}; redis_command=${rest#* ;; }
+      redis_command=${redis_command//__SHA__/${sha:-}}
       if [ $server = dibs ]; then run "$port" "$name" $dibs_command; else run "$port" "$name" $redis_command; fi \
         | sed "s/^/$server /" >>"$work/results"
     done

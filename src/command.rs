@@ -9,7 +9,10 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use crate::resp::Reply;
-use crate::store::{coupon_commands, keys, sets, stock_commands, strings, Call, Mutations, Store};
+use crate::store::{
+    coupon_commands, keys, likes_commands, queue_commands, sets, stock_commands, strings,
+    throttle_commands, Call, Mutations, Store,
+};
 
 pub type StoreHandler = fn(&mut Store, &mut Call) -> Reply;
 
@@ -948,6 +951,174 @@ pub static COMMANDS: &[CommandSpec] = &[
         D(stock_commands::expire),
         "stock",
         "Expires due reservations (written to the log by the active expiry cycle; not for clients)."
+    ),
+    // Likes.
+    command!(
+        "like.add",
+        3,
+        WRITE,
+        1,
+        1,
+        1,
+        D(likes_commands::add),
+        "likes",
+        "Likes a post as a user; returns [added, count]."
+    ),
+    command!(
+        "like.remove",
+        3,
+        WRITE,
+        1,
+        1,
+        1,
+        D(likes_commands::remove),
+        "likes",
+        "Takes a user's like back; returns [removed, count]. An empty post is deleted."
+    ),
+    command!(
+        "like.has",
+        3,
+        READONLY,
+        1,
+        1,
+        1,
+        D(likes_commands::has),
+        "likes",
+        "Tells whether a user likes a post."
+    ),
+    command!(
+        "like.mhas",
+        -3,
+        READONLY,
+        2,
+        -1,
+        1,
+        D(likes_commands::mhas),
+        "likes",
+        "Tells which of the posts a user likes."
+    ),
+    command!(
+        "like.count",
+        -2,
+        READONLY,
+        1,
+        -1,
+        1,
+        D(likes_commands::count),
+        "likes",
+        "Returns the like count of each post."
+    ),
+    command!(
+        "like.list",
+        4,
+        READONLY,
+        1,
+        1,
+        1,
+        D(likes_commands::list),
+        "likes",
+        "Pages a post's likers, newest first, stable while likes come and go."
+    ),
+    // Waiting room.
+    command!(
+        "queue.join",
+        3,
+        WRITE,
+        1,
+        1,
+        1,
+        D(queue_commands::join),
+        "queue",
+        "Joins the line (or polls); returns the position, 0 with a valid pass."
+    ),
+    command!(
+        "queue.pos",
+        3,
+        WRITE,
+        1,
+        1,
+        1,
+        D(queue_commands::pos),
+        "queue",
+        "Returns the position (and counts as a poll), 0 with a valid pass, null if unknown."
+    ),
+    command!(
+        "queue.admit",
+        4,
+        WRITE,
+        1,
+        1,
+        1,
+        D(queue_commands::admit),
+        "queue",
+        "Lets the next waiters in with a pass valid for a time; returns them in order."
+    ),
+    command!(
+        "queue.pass",
+        3,
+        READONLY,
+        1,
+        1,
+        1,
+        D(queue_commands::pass),
+        "queue",
+        "Tells whether a user holds a valid pass."
+    ),
+    command!(
+        "queue.leave",
+        3,
+        WRITE,
+        1,
+        1,
+        1,
+        D(queue_commands::leave),
+        "queue",
+        "Leaves the line or gives the pass back."
+    ),
+    command!(
+        "queue.len",
+        2,
+        READONLY,
+        1,
+        1,
+        1,
+        D(queue_commands::len),
+        "queue",
+        "Returns how many are waiting."
+    ),
+    command!(
+        "queue.config",
+        4,
+        WRITE,
+        1,
+        1,
+        1,
+        D(queue_commands::config),
+        "queue",
+        "Sets the idle timeout: IDLE ms (0: never drop)."
+    ),
+    // Rate limits.
+    command!(
+        "cl.throttle",
+        -5,
+        WRITE,
+        1,
+        1,
+        1,
+        D(throttle_commands::throttle),
+        "throttle",
+        "Rate-limits with GCRA, redis-cell compatible."
+    ),
+    command!(
+        "cl.settat",
+        3,
+        WRITE | INTERNAL,
+        1,
+        1,
+        1,
+        D(throttle_commands::set_theoretical_arrival),
+        "throttle",
+        "Restores a limiter's theoretical arrival time (written to the log by CL.THROTTLE; not for clients)."
     ),
 ];
 

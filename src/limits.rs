@@ -207,6 +207,11 @@ pub const QUEUE_IDLE_TIMEOUT_MS_MAX: u64 = 7 * 24 * 3_600 * 1_000;
 /// this many slots and fewer than half of them hold a waiter.
 pub const QUEUE_LINE_COMPACT_MIN: usize = 1_024;
 
+/// Users of one room the loop's active cycle drops (idle waiters) or forgets (expired passes) per due timer;
+/// the rest wait for the next iteration. Like `STOCK_RESERVATIONS_EXPIRED_PER_TIMER_MAX`, it bounds one
+/// cycle's work and the size of its `QUEUE.LEAVE` log records.
+pub const QUEUE_ENTRIES_EXPIRED_PER_TIMER_MAX: usize = 256;
+
 // ---------------------------------------------------------------------------------------------------------
 // Rate limits (CL.THROTTLE)
 // ---------------------------------------------------------------------------------------------------------

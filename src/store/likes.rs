@@ -37,6 +37,9 @@ use crate::limits::{
     LIKES_TOMBSTONES_COMPACT_MIN, USER_ID_BYTES_MAX,
 };
 
+/// What `TYPE` says for a post's likes.
+pub const TYPE_NAME: &str = "likes";
+
 /// Set in a slot that references the text table; clear in a slot that is an integer user id.
 const TEXT_SLOT_FLAG: u32 = 1 << 31;
 /// A log entry whose like was removed. As a text slot it would be number 2^31 - 1, which

@@ -16,12 +16,17 @@ pub mod idempotency;
 pub mod keys;
 pub mod keyspace;
 pub mod likes;
+pub mod likes_commands;
+#[cfg(test)]
+pub mod live_store;
 pub mod queue;
+pub mod queue_commands;
 pub mod sets;
 pub mod stock;
 pub mod stock_commands;
 pub mod strings;
 pub mod throttle;
+pub mod throttle_commands;
 
 use bytes::Bytes;
 use indexmap::IndexSet;
@@ -40,6 +45,10 @@ pub enum Value {
     Set(SetValue),
     Coupon(Box<coupon::Coupon>),
     Stock(Box<stock::Stock>),
+    Likes(Box<likes::Likes>),
+    Queue(Box<queue::WaitingRoom>),
+    /// Not boxed: a limiter is one 8-byte number, no bigger than the box pointer.
+    Throttle(throttle::Throttle),
 }
 
 impl Value {
@@ -50,6 +59,9 @@ impl Value {
             Value::Set(_) => "set",
             Value::Coupon(_) => coupon::TYPE_NAME,
             Value::Stock(_) => stock::TYPE_NAME,
+            Value::Likes(_) => likes::TYPE_NAME,
+            Value::Queue(_) => queue::TYPE_NAME,
+            Value::Throttle(_) => throttle::TYPE_NAME,
         }
     }
 }
@@ -70,8 +82,17 @@ pub fn not_an_integer() -> Reply {
     Reply::error(NOT_AN_INTEGER)
 }
 
-/// Fires the internal deadlines of up to `count_max` values (stock reservations, passes, idle waiters)
-/// due at `now_ms`, logging what each did into `mutations`. Returns the keys fired, for WATCH.
+/// What firing a value's timer leaves behind.
+pub enum Fired {
+    /// The value stays; its next deadline, if any, to register.
+    Next(Option<u64>),
+    /// The value has nothing left and its key goes (the arm has logged whatever replay needs to agree).
+    RemoveKey,
+}
+
+/// Fires the internal deadlines of up to `count_max` values (stock reservations, passes, idle waiters,
+/// stale rate limiters) due at `now_ms`, logging what each did into `mutations`. Returns the keys fired,
+/// for WATCH.
 pub fn fire_due_timers(
     store: &mut Store,
     now_ms: u64,
@@ -85,11 +106,24 @@ pub fn fire_due_timers(
         };
         // Each value type with deadlines gets its arm here: it expires what is due (bounded), logs the
         // outcome as a canonical command and answers its next deadline, registered below.
-        let next_deadline_ms = match &mut entry.value {
-            Value::Stock(stock) => stock_commands::fire_timer(stock, key, now_ms, mutations),
-            Value::String(_) | Value::Set(_) | Value::Coupon(_) => None,
+        let fired = match &mut entry.value {
+            Value::Stock(stock) => {
+                Fired::Next(stock_commands::fire_timer(stock, key, now_ms, mutations))
+            }
+            Value::Queue(room) => queue_commands::fire_timer(room, key, now_ms, mutations),
+            Value::Throttle(throttle) => {
+                throttle_commands::fire_timer(throttle, key, now_ms, mutations)
+            }
+            Value::String(_) | Value::Set(_) | Value::Coupon(_) | Value::Likes(_) => {
+                Fired::Next(None)
+            }
         };
-        store.keyspace.set_timer(key, next_deadline_ms);
+        match fired {
+            Fired::Next(next_deadline_ms) => store.keyspace.set_timer(key, next_deadline_ms),
+            Fired::RemoveKey => {
+                store.keyspace.remove(key);
+            }
+        }
     }
     due
 }

@@ -29,14 +29,18 @@
 //! # Durability (for the command table)
 //! JOIN, POS (it refreshes last-seen), ADMIT, LEAVE and CONFIG change state and must be logged with their
 //! `now_ms`. The users [`WaitingRoom::expire_idle`] drops must be logged too (as LEAVE records, for
-//! example), because positions count idlers until they are dropped. Expired passes need no record: a pass
-//! past its expiry answers as absent whether or not [`WaitingRoom::expire_passes`] has removed it.
+//! example), because positions count idlers until they are dropped. Expired passes need no record for the
+//! answers' sake: a pass past its expiry answers as absent whether or not [`WaitingRoom::expire_passes`] has
+//! removed it. dibs logs them anyway (`queue_commands`), so a replayed room equals the live one.
 
 use crate::limits::{
     QUEUE_ADMIT_COUNT_MAX, QUEUE_IDLE_TIMEOUT_MS_MAX, QUEUE_LINE_COMPACT_MIN,
     QUEUE_PASS_TTL_MS_MAX, QUEUE_WAITERS_MAX, USER_ID_BYTES_MAX,
 };
 use std::collections::{BTreeMap, BTreeSet};
+
+/// What `TYPE` says for a waiting room.
+pub const TYPE_NAME: &str = "queue";
 
 /// A line slot whose waiter has left.
 const SLOT_VACANT: u32 = u32::MAX;
@@ -216,6 +220,13 @@ impl WaitingRoom {
         present
     }
 
+    /// True while the room holds any entry for `user` (waiting, idle but not dropped yet, or admitted with a
+    /// pass not removed yet). Every JOIN, POS and LEAVE of a known user may change the room; the command
+    /// layer uses this to decide what to log.
+    pub fn is_known(&self, user: &[u8]) -> bool {
+        self.entry_id_by_user.contains_key(user)
+    }
+
     /// QUEUE.LEN: users waiting, idlers not yet dropped included.
     pub fn waiting_count(&self) -> u64 {
         self.waiting_count as u64
@@ -258,18 +269,19 @@ impl WaitingRoom {
         dropped
     }
 
-    /// Removes up to `count_max` expired passes; returns how many. Changes no answer (see Durability).
-    pub fn expire_passes(&mut self, now_ms: u64, count_max: usize) -> usize {
-        let mut removed = 0;
-        while removed < count_max {
+    /// Removes up to `count_max` expired passes, soonest expiry first; returns their holders (to be logged,
+    /// so a replayed room holds exactly the same entries). Changes no answer (see Durability).
+    pub fn expire_passes(&mut self, now_ms: u64, count_max: usize) -> Vec<Vec<u8>> {
+        let mut removed = Vec::new();
+        while removed.len() < count_max {
             let Some(&(pass_expires_ms, entry_id)) = self.pass_order.first() else {
                 break;
             };
             if now_ms < pass_expires_ms {
                 break;
             }
+            removed.push(self.entry(entry_id).user.to_vec());
             self.remove_entry(entry_id);
-            removed += 1;
         }
         removed
     }
@@ -676,9 +688,9 @@ mod tests {
         assert_eq!(room.waiting_count(), 7);
         room.set_idle_timeout_ms(0).unwrap();
         room.admit(7, 5, NOW + 10).unwrap();
-        assert_eq!(room.expire_passes(NOW + 14, 100), 0);
-        assert_eq!(room.expire_passes(NOW + 15, 4), 4);
-        assert_eq!(room.expire_passes(NOW + 15, 4), 3);
+        assert_eq!(room.expire_passes(NOW + 14, 100).len(), 0);
+        assert_eq!(room.expire_passes(NOW + 15, 4).len(), 4);
+        assert_eq!(room.expire_passes(NOW + 15, 4).len(), 3);
         assert!(room.is_empty());
         assert_eq!(room.next_deadline_ms(), None);
         room.check_invariants();
@@ -876,7 +888,7 @@ mod tests {
                         .values()
                         .filter(|&&expires| now >= expires)
                         .count();
-                    assert_eq!(room.expire_passes(now, usize::MAX), expired);
+                    assert_eq!(room.expire_passes(now, usize::MAX).len(), expired);
                     model.passes.retain(|_, &mut expires| now < expires);
                 }
                 Operation::SetIdle(milliseconds) => {

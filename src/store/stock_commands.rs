@@ -281,78 +281,8 @@ pub fn fire_timer(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::aof::payload::decode_payload;
-    use crate::command::{self, Handler};
-
-    /// A store driven like the loop drives it, keeping every record it would log.
-    struct Live {
-        store: Store,
-        /// (now_ms, commands) of every record, owned.
-        records: Vec<(u64, Vec<Vec<Vec<u8>>>)>,
-        mutations: Mutations,
-    }
-
-    impl Live {
-        fn new() -> Live {
-            Live {
-                store: Store::new(7),
-                records: Vec::new(),
-                mutations: Mutations::new(),
-            }
-        }
-
-        fn commit(&mut self) {
-            if let Some(payload) = self.mutations.take_payload() {
-                let payload = decode_payload(payload).expect("a payload we wrote decodes");
-                let commands = payload
-                    .commands
-                    .iter()
-                    .map(|command| command.iter().map(|argument| argument.to_vec()).collect())
-                    .collect();
-                self.records.push((payload.now_ms, commands));
-            }
-        }
-
-        fn run(&mut self, arguments: &[&str], now_ms: u64) -> Reply {
-            let arguments: Vec<&[u8]> = arguments
-                .iter()
-                .map(|argument| argument.as_bytes())
-                .collect();
-            let spec = command::lookup_for_client(arguments[0]).expect("a client command");
-            let Handler::Store(handler) = spec.handler else {
-                panic!("a data command")
-            };
-            let reply = command::execute(
-                &mut self.store,
-                spec,
-                handler,
-                &arguments,
-                now_ms,
-                &mut self.mutations,
-            );
-            self.commit();
-            reply
-        }
-
-        fn fire(&mut self, now_ms: u64) -> Vec<bytes::Bytes> {
-            let fired =
-                crate::store::fire_due_timers(&mut self.store, now_ms, 64, &mut self.mutations);
-            self.commit();
-            fired
-        }
-
-        fn replay(&self) -> Result<Store, String> {
-            let mut store = Store::new(8);
-            let mut scratch = Mutations::new();
-            for (now_ms, commands) in &self.records {
-                for command in commands {
-                    let arguments: Vec<&[u8]> = command.iter().map(Vec::as_slice).collect();
-                    command::replay(&mut store, &arguments, *now_ms, &mut scratch)?;
-                }
-            }
-            Ok(store)
-        }
-    }
+    use crate::command;
+    use crate::store::live_store::{reply_text, Live};
 
     fn stock<'s>(store: &'s mut Store, key: &str) -> &'s Stock {
         match &store
@@ -364,12 +294,6 @@ mod tests {
             Value::Stock(stock) => stock,
             other => panic!("not stock: {other:?}"),
         }
-    }
-
-    fn reply_text(reply: &Reply) -> String {
-        let mut out = Vec::new();
-        crate::resp::encode(reply, crate::resp::Protocol::Resp2, &mut out);
-        String::from_utf8_lossy(&out).into_owned()
     }
 
     #[test]

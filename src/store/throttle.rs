@@ -32,6 +32,9 @@
 
 use crate::limits::{THROTTLE_PERIOD_S_MAX, THROTTLE_TOLERANCE_S_MAX};
 
+/// What `TYPE` says for a rate-limit key.
+pub const TYPE_NAME: &str = "throttle";
+
 const NANOSECONDS_PER_MILLISECOND: i128 = 1_000_000;
 const NANOSECONDS_PER_SECOND: i128 = 1_000_000_000;
 
