@@ -42,6 +42,10 @@ pub const COMMANDS_PER_ITERATION_MAX: usize = 4096;
 /// Events taken from one `poll`.
 pub const EVENTS_PER_POLL_MAX: usize = 1024;
 
+/// While `accept` fails for want of descriptors (EMFILE, ENFILE, ENOBUFS, ENOMEM), how often the loop
+/// tries again. Connections wait in the kernel's backlog meanwhile; closing a client retries at once.
+pub const ACCEPT_RETRY_INTERVAL_MS: u64 = 100;
+
 /// Keys the active expiry cycle deletes in one loop iteration; the rest wait for the next iteration.
 pub const EXPIRED_KEYS_PER_ITERATION_MAX: usize = 64;
 

@@ -89,6 +89,10 @@ pub struct Server {
     last_sync_at_ms: u64,
     shutting_down: bool,
     compaction: Compaction,
+    /// Set while `accept` fails for want of descriptors: when to try again. mio is edge-triggered, so
+    /// connections already in the backlog raise no new event; without a retry they would wait for the
+    /// next newcomer, however many descriptors had been freed since.
+    accept_retry_at: Option<Instant>,
 }
 
 /// What the loop does after running a command for a connection.
@@ -161,6 +165,7 @@ impl Server {
             last_sync_at_ms,
             shutting_down: false,
             compaction,
+            accept_retry_at: None,
         })
     }
 
@@ -221,6 +226,12 @@ impl Server {
                     break;
                 }
             }
+            if self
+                .accept_retry_at
+                .is_some_and(|retry_at| Instant::now() >= retry_at)
+            {
+                self.accept();
+            }
             let mut leftover = std::mem::take(&mut self.pending_input);
             leftover.sort_unstable();
             leftover.dedup();
@@ -264,6 +275,10 @@ impl Server {
         if self.journal.has_unsubmitted() {
             timeout_ms = crate::journal::RELAXED_SUBMIT_INTERVAL_MS;
         }
+        if let Some(retry_at) = self.accept_retry_at {
+            let wait = retry_at.saturating_duration_since(Instant::now());
+            timeout_ms = timeout_ms.min(wait.as_millis() as u64);
+        }
         let deadlines = [
             self.store.keyspace.next_expiry_ms(),
             self.store.keyspace.next_timer_ms(),
@@ -280,12 +295,27 @@ impl Server {
         loop {
             let (mut stream, peer) = match self.listener.accept() {
                 Ok(accepted) => accepted,
-                Err(error) if error.kind() == io::ErrorKind::WouldBlock => return,
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    if self.accept_retry_at.take().is_some() {
+                        log::info!("accepting connections again");
+                    }
+                    return;
+                }
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => continue,
                 Err(error) => {
-                    // EMFILE and friends: the pending connection stays in the backlog; try again on
-                    // the next event rather than spinning.
-                    log::warn!("accept failed: {error}");
+                    // EMFILE and friends: the pending connections stay in the backlog. Retrying at
+                    // once would spin; waiting for the next event could strand them (see
+                    // `accept_retry_at`). Retry on a timer, and as soon as a client closes.
+                    if self.accept_retry_at.is_none() {
+                        log::warn!(
+                            "accept failed: {error}; new connections wait in the backlog until a \
+                             descriptor is free (retrying every {} ms)",
+                            limits::ACCEPT_RETRY_INTERVAL_MS
+                        );
+                    }
+                    self.accept_retry_at = Some(
+                        Instant::now() + Duration::from_millis(limits::ACCEPT_RETRY_INTERVAL_MS),
+                    );
                     return;
                 }
             };
@@ -342,6 +372,10 @@ impl Server {
             let _ = self.poll.registry().deregister(&mut connection.stream);
             self.connection_count -= 1;
             self.free_slots.push(slot);
+            if self.accept_retry_at.is_some() {
+                // A descriptor is free (once `connection` drops): a waiting connection can have it.
+                self.accept_retry_at = Some(Instant::now());
+            }
         }
     }
 

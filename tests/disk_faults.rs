@@ -378,3 +378,91 @@ fn in_process_a_failed_sync_fails_every_reply_that_waited_for_it() {
     let server = Server::start(dir.path(), &[]);
     assert_recovered(&server, &acknowledged, "failed");
 }
+
+/// A process holding a mount namespace with a tiny tmpfs mounted over a directory, so a server started
+/// inside it (with `nsenter`) finds a full disk, and finds the same bytes again after a restart.
+struct TinyDisk {
+    holder: std::process::Child,
+}
+
+impl TinyDisk {
+    /// Mounts a tmpfs of `size` over `dir` in a new user and mount namespace; `None` (with a message)
+    /// where unprivileged namespaces or mounts are not permitted.
+    fn mount(dir: &std::path::Path, size: &str) -> Option<TinyDisk> {
+        use std::io::BufRead;
+        let script = format!(
+            "mount -t tmpfs -o size={size} dibs-full {} && echo mounted && exec sleep 600",
+            dir.display()
+        );
+        let mut holder = std::process::Command::new("unshare")
+            .args(["--user", "--map-root-user", "--mount", "sh", "-c", &script])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .ok()?;
+        let mut line = String::new();
+        let stdout = holder.stdout.take().expect("piped");
+        let _ = io::BufReader::new(stdout).read_line(&mut line);
+        if line.trim() != "mounted" {
+            let _ = holder.kill();
+            let output = holder.wait_with_output().ok()?;
+            eprintln!(
+                "skipped: cannot mount a tmpfs in a user namespace here: {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
+            return None;
+        }
+        Some(TinyDisk { holder })
+    }
+
+    /// The wrapper that runs a program inside the namespace.
+    fn wrapper(&self) -> Vec<String> {
+        [
+            "nsenter",
+            "--target",
+            &self.holder.id().to_string(),
+            "--user",
+            "--mount",
+            "--preserve-credentials",
+            "--",
+        ]
+        .iter()
+        .map(|argument| argument.to_string())
+        .collect()
+    }
+}
+
+impl Drop for TinyDisk {
+    fn drop(&mut self) {
+        let _ = self.holder.kill();
+        let _ = self.holder.wait();
+    }
+}
+
+#[test]
+fn a_full_disk_refuses_writes_and_keeps_every_acknowledged_one() {
+    let dir = TempDir::new("full-disk");
+    let Some(disk) = TinyDisk::mount(dir.path(), "4k") else {
+        return;
+    };
+    let mut server = Server::start_wrapped(dir.path(), disk.wrapper(), Vec::new());
+    let mut client = server.raw();
+    // About 65 records fit in 4 KB; the write that does not is refused, never acknowledged.
+    let (acknowledged, failed_key, refusal) = write_until_refused(&mut client);
+    eprintln!(
+        "{} writes acknowledged on a 4 KB disk, then: {}",
+        acknowledged.len(),
+        refusal.trim_end()
+    );
+    assert!(acknowledged.len() > 10, "only {} fit", acknowledged.len());
+    assert!(
+        refusal.starts_with("-MISCONF Errors writing to the AOF file: ")
+            && refusal.contains("No space left on device"),
+        "{refusal}"
+    );
+    assert_failed_log_behaviour(&mut client, &acknowledged, &failed_key);
+    drop(client);
+    // The restart reads the same full tmpfs: every acknowledged write, and nothing that was refused.
+    server.restart();
+    assert_recovered(&server, &acknowledged, &failed_key);
+}

@@ -2,33 +2,7 @@
 //! `--maxclients`, and the output buffer limit for clients that stop reading.
 mod common;
 
-use common::{wait_until, RawClient, Server, TempDir};
-
-/// Resident memory of the server process, in bytes, from `/proc/<pid>/status`.
-fn resident_bytes(server: &Server) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{}/status", server.child.id()))
-        .expect("read /proc status");
-    let line = status
-        .lines()
-        .find(|line| line.starts_with("VmRSS:"))
-        .expect("VmRSS line");
-    let kilobytes: u64 = line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|value| value.parse().ok())
-        .expect("VmRSS value");
-    kilobytes * 1024
-}
-
-/// The value of `field` in INFO's text.
-fn info_field(client: &mut RawClient, field: &str) -> u64 {
-    let info = client.call(&["INFO"]);
-    info.split(&format!("{field}:"))
-        .nth(1)
-        .and_then(|rest| rest.split("\r\n").next())
-        .and_then(|value| value.parse().ok())
-        .unwrap_or_else(|| panic!("{field} missing in {info}"))
-}
+use common::{info_field, resident_bytes, wait_until, RawClient, Server, TempDir};
 
 #[test]
 fn declared_huge_bulks_do_not_allocate() {

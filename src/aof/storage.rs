@@ -10,6 +10,14 @@
 //!   sync nothing is known about what reached the disk, and a later sync succeeding proves nothing: Linux
 //!   may have dropped the dirty pages and marked them clean ("fsyncgate"). Callers never retry.
 //! - `truncate` cuts the file to a length and makes the cut durable.
+//!
+//! # What a crash of a [`FaultyStorage`] keeps
+//!
+//! Everything synced survives. Of the bytes appended since the last sync, [`FaultyStorageControl::crash`]
+//! keeps a prefix (the kernel wrote back the first pages), and [`FaultyStorageControl::crash_torn`] keeps
+//! any subset of their sectors, in any order, the others reading as zeros: what a disk that reorders
+//! writes leaves when the power goes. A capacity ([`FaultyStorageControl::set_capacity`]) makes appends
+//! past it short writes that fail with ENOSPC, as a full disk does.
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -132,6 +140,8 @@ struct FaultyState {
     append_fault: Option<AppendFault>,
     sync_fault: bool,
     truncate_fault: bool,
+    /// Appends may not grow `contents` past this many bytes (a full disk).
+    capacity: Option<usize>,
     appends_count: u64,
     syncs_count: u64,
     /// Syncs that have started, including ones still held.
@@ -191,7 +201,16 @@ impl Storage for FaultyStorage {
     fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
         let mut state = self.state();
         state.appends_count += 1;
-        let result = match state.append_fault.take() {
+        let room = state.capacity.map_or(usize::MAX, |capacity| {
+            capacity.saturating_sub(state.contents.len())
+        });
+        let fault = match state.append_fault.take() {
+            None if bytes.len() > room => Some(AppendFault::Short {
+                bytes_written: room,
+            }),
+            fault => fault,
+        };
+        let result = match fault {
             None => {
                 state.contents.extend_from_slice(bytes);
                 Ok(())
@@ -271,6 +290,12 @@ impl FaultyStorageControl {
         self.state().truncate_fault = true;
     }
 
+    /// From now on appends fail with ENOSPC once the contents would pass `capacity` bytes, after writing
+    /// what fits (a short write). `None` lifts the limit.
+    pub fn set_capacity(&self, capacity: Option<usize>) {
+        self.state().capacity = capacity;
+    }
+
     /// From now on every sync blocks until [`FaultyStorageControl::release_syncs`] lets it through.
     pub fn hold_syncs(&self) {
         self.state().syncs_held = true;
@@ -312,6 +337,11 @@ impl FaultyStorageControl {
         }
     }
 
+    /// Syncs that have started, including ones still held.
+    pub fn syncs_started(&self) -> u64 {
+        self.state().syncs_started
+    }
+
     /// Every byte appended and not cut, synced or not.
     pub fn contents(&self) -> Vec<u8> {
         self.state().contents.clone()
@@ -337,6 +367,43 @@ impl FaultyStorageControl {
         let state = self.state();
         let kept = (state.synced_length + torn_bytes).min(state.contents.len());
         state.contents[..kept].to_vec()
+    }
+
+    /// What a crash now leaves when the disk persisted unsynced data sector by sector, in any order.
+    ///
+    /// The file is cut into `sector_size`-byte sectors at absolute offsets; bytes up to the synced length
+    /// always survive. Each sector holding unsynced bytes survives when `sector_survives(sector_index)`
+    /// says so; one that does not reads as zeros past the synced length. With `length_survives`, the file
+    /// keeps its whole appended length (the size reached the disk, some data did not); otherwise it ends
+    /// after the last surviving sector.
+    pub fn crash_torn(
+        &self,
+        sector_size: usize,
+        length_survives: bool,
+        mut sector_survives: impl FnMut(usize) -> bool,
+    ) -> Vec<u8> {
+        assert!(sector_size > 0, "sectors have a size");
+        let state = self.state();
+        let synced = state.synced_length;
+        let length = state.contents.len();
+        let mut image = state.contents[..synced].to_vec();
+        let mut kept_length = synced;
+        let mut offset = synced;
+        while offset < length {
+            let sector = offset / sector_size;
+            let end = ((sector + 1) * sector_size).min(length);
+            if sector_survives(sector) {
+                image.extend_from_slice(&state.contents[offset..end]);
+                kept_length = end;
+            } else {
+                image.resize(end, 0);
+            }
+            offset = end;
+        }
+        if !length_survives {
+            image.truncate(kept_length);
+        }
+        image
     }
 }
 
@@ -364,5 +431,37 @@ mod tests {
         storage.truncate(7).unwrap();
         assert_eq!(storage.length(), 7);
         assert_eq!(control.crash(100), b"headone");
+    }
+
+    #[test]
+    fn a_torn_crash_keeps_synced_bytes_and_some_sectors() {
+        let (mut storage, control) = FaultyStorage::new(b"head".to_vec());
+        storage.append(b"abcdefghij").unwrap();
+        // Sectors of 4: [0,4) synced, [4,8) "abcd", [8,12) "efgh", [12,14) "ij".
+        assert_eq!(
+            control.crash_torn(4, false, |sector| sector == 2),
+            b"head\0\0\0\0efgh"
+        );
+        assert_eq!(
+            control.crash_torn(4, true, |sector| sector == 2),
+            b"head\0\0\0\0efgh\0\0"
+        );
+        assert_eq!(control.crash_torn(4, false, |_| false), b"head");
+        storage.sync().unwrap();
+        assert_eq!(control.crash_torn(4, false, |_| false), b"headabcdefghij");
+    }
+
+    #[test]
+    fn a_full_disk_gives_a_short_write() {
+        let (mut storage, control) = FaultyStorage::new(b"head".to_vec());
+        control.set_capacity(Some(7));
+        storage.append(b"ab").unwrap();
+        let error = storage.append(b"cdef").unwrap_err();
+        assert_eq!(error.raw_os_error(), Some(libc::ENOSPC));
+        assert_eq!(control.contents(), b"headabc");
+        storage.truncate(6).unwrap();
+        control.set_capacity(None);
+        storage.append(b"xyz").unwrap();
+        assert_eq!(control.contents(), b"headabxyz");
     }
 }

@@ -19,8 +19,23 @@ pub struct TempDir(pub PathBuf);
 
 impl TempDir {
     pub fn new(label: &str) -> TempDir {
+        TempDir::new_under(&std::env::temp_dir(), label)
+    }
+
+    /// A fresh directory in memory (`/dev/shm`, where fsync costs nothing) when there is one, else as
+    /// `new`: for tests that call recovery thousands of times and test the logic, not the disk.
+    pub fn in_memory(label: &str) -> TempDir {
+        let shared_memory = Path::new("/dev/shm");
+        if shared_memory.is_dir() {
+            TempDir::new_under(shared_memory, label)
+        } else {
+            TempDir::new(label)
+        }
+    }
+
+    fn new_under(base: &Path, label: &str) -> TempDir {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let path = std::env::temp_dir().join(format!(
+        let path = base.join(format!(
             "dibs-test-{label}-{}-{}",
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::Relaxed)
@@ -380,4 +395,43 @@ pub fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(10));
     }
     panic!("timed out waiting for {what}");
+}
+
+/// Resident memory of the server process, in bytes, from `/proc/<pid>/status`.
+pub fn resident_bytes(server: &Server) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", server.child.id()))
+        .expect("read /proc status");
+    let line = status
+        .lines()
+        .find(|line| line.starts_with("VmRSS:"))
+        .expect("VmRSS line");
+    let kilobytes: u64 = line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|value| value.parse().ok())
+        .expect("VmRSS value");
+    kilobytes * 1024
+}
+
+/// The value of `field` in INFO's text.
+pub fn info_field(client: &mut RawClient, field: &str) -> u64 {
+    let info = client.call(&["INFO"]);
+    info.split(&format!("{field}:"))
+        .nth(1)
+        .and_then(|rest| rest.split("\r\n").next())
+        .and_then(|value| value.parse().ok())
+        .unwrap_or_else(|| panic!("{field} missing in {info}"))
+}
+
+/// CPU time (user + system) the process has used, in clock ticks (100 a second on Linux), from
+/// `/proc/<pid>/stat`.
+pub fn cpu_ticks(pid: u32) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("read /proc stat");
+    // The command name may hold spaces; the fields after it are counted from its closing parenthesis.
+    let after_name = &stat[stat.rfind(')').expect("name in parentheses") + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // Fields 14 and 15 of stat (utime, stime) are 11 and 12 after the name and state.
+    let user: u64 = fields[11].parse().expect("utime");
+    let system: u64 = fields[12].parse().expect("stime");
+    user + system
 }
