@@ -195,6 +195,9 @@ impl Run {
                 self.failed = true;
             }
             SyncReport::Written { .. } => return Err("Written under appendfsync always".into()),
+            SyncReport::Rotated { .. } | SyncReport::RotationFailed { .. } => {
+                return Err("a rotation report, but this model never rotates".into())
+            }
         }
         Ok(())
     }
