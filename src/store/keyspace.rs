@@ -4,9 +4,18 @@
 //! - A key whose expiry time is at or before `now_ms` is logically absent: every lookup that passes
 //!   `now_ms` deletes it first (lazy expiry), and [`Keyspace::expire_due`] deletes due keys in bounded
 //!   batches (active expiry) through an index ordered by expiry time, so no step ever scans the keyspace.
-//! - Keys live in an insertion-ordered map whose removal moves the last entry into the hole. SCAN walks
+//! - No single step rehashes many keys: keys live in `KEYSPACE_SHARD_COUNT` shards, each an
+//!   insertion-ordered hash map, and a key's shard is picked by its hash. Growing past a power of two
+//!   rehashes one shard (a few thousand keys at 5 M keys, microseconds) instead of every key at once (tens
+//!   to hundreds of ms with one map). A key is hashed once per lookup: the same 64-bit hash picks the
+//!   shard and probes the shard's table (indexmap's raw-entry API), so sharding costs no second hash.
+//! - A shard's removal moves its last entry into the hole. SCAN walks shards in order and, within a shard,
 //!   positions from the end towards the start, so a removal only ever moves an already-visited entry into
-//!   the unvisited part: every key present for a whole SCAN is returned at least once (possibly twice).
+//!   the unvisited part, and a key never changes shard: every key present for a whole SCAN is returned at
+//!   least once (possibly twice). The cursor is `shard << SCAN_CURSOR_SHARD_SHIFT | positions`, where
+//!   `positions` counts the shard's not yet visited positions `[0, positions)` (clamped to the shard's
+//!   length); `0` starts at shard 0 from its end, and a call returns `0` only when the last shard is done.
+//! - `len` is a running count, O(1).
 //! - WATCH support: a key that some client watches carries a version that every modification bumps.
 //! - Timers: a value with deadlines inside it (stock reservations, waiting-room passes) registers its
 //!   earliest one with [`Keyspace::set_timer`]; the loop's active cycle takes due timers in bounded
@@ -17,17 +26,21 @@
 //! A snapshot started at log sequence S must hold exactly the state after record S, while the loop keeps
 //! running commands. [`Keyspace::snapshot_begin`] bumps the keyspace's epoch: every entry then present
 //! carries an older epoch and is *pending*. [`Keyspace::snapshot_step`] serializes pending entries a
-//! bounded number at a time, walking positions from the end of the map towards the start, and marks each
-//! with the current epoch. Before anything changes a pending entry (`get_mut`, `get_or_insert_with` on an
-//! existing key, `insert*` over an existing key, `set_expiry`, `remove`, lazy and active expiry), the hook
-//! [`Keyspace::preserve`] serializes it first, as it was at S. New keys get the current epoch and are not
-//! part of the snapshot. `clear` hands the whole old map to the snapshot, which finishes walking it.
-//! Every path to a `&mut Entry` is inside this type, so no caller can forget the hook.
+//! bounded number at a time, walking the shards in order and, within a shard, positions from its end
+//! towards its start, and marks each with the current epoch. Before anything changes a pending entry
+//! (`get_mut`, `get_or_insert_with` on an existing key, `insert*` over an existing key, `set_expiry`,
+//! `remove`, lazy and active expiry), the hook [`Keyspace::preserve`] serializes it first, as it was at S.
+//! New keys get the current epoch and are not part of the snapshot. `clear` hands all the old shards to the
+//! snapshot, which finishes walking them. Every path to a `&mut Entry` is inside this type, so no caller
+//! can forget the hook.
 //!
-//! Why the walk goes downwards: a removal moves the *last* entry into the hole. Positions at or above
-//! the cursor hold only entries already serialized or created after S, so whatever moves down into an
-//! unvisited position is never pending, and a pending entry never moves above the cursor: none is missed,
-//! none is written twice (the epoch mark makes the walk skip entries the hook already wrote).
+//! Why the walk goes downwards within a shard: a removal moves the shard's *last* entry into the hole.
+//! Positions at or above the cursor of the shard being walked hold only entries already serialized or
+//! created after S, so whatever moves down into an unvisited position is never pending, and a pending entry
+//! never moves above the cursor: none is missed, none is written twice (the epoch mark makes the walk skip
+//! entries the hook already wrote). Shards before the walked one are done; a shard after it is walked from
+//! its length at the time the walk reaches it, since entries only ever move down and new ones are not
+//! pending. Keys never change shard.
 //!
 //! Pauses: a step checks its budget every `SNAPSHOT_BUDGET_CHECK_ENTRIES` entries, and a hook serializes
 //! one entry. Either way the longest pause is bounded by the largest single value (a set, a coupon, a
@@ -35,15 +48,28 @@
 //! are never split; that is the honest limit of key-granularity copy-on-write.
 
 use std::collections::{BTreeSet, HashMap};
+use std::hash::BuildHasher;
 
 use bytes::Bytes;
+use indexmap::map::raw_entry_v1::{RawEntryApiV1, RawEntryMut};
 use indexmap::IndexMap;
 
 use super::encoding::encode_entry;
 use super::Value;
+use crate::limits::KEYSPACE_SHARD_COUNT;
 
 pub type Key = Bytes;
 pub type Hasher = ahash::RandomState;
+
+/// One shard of the keyspace.
+type Shard = IndexMap<Key, Entry, Hasher>;
+
+/// SCAN cursors carry the shard above this many bits of position (a shard would need 2^40 keys to
+/// overflow it; `scan` asserts it does not).
+pub const SCAN_CURSOR_SHARD_SHIFT: u32 = 40;
+const SCAN_CURSOR_POSITION_MASK: u64 = (1 << SCAN_CURSOR_SHARD_SHIFT) - 1;
+const KEYSPACE_SHARD_BITS: u32 = KEYSPACE_SHARD_COUNT.trailing_zeros();
+const _: () = assert!(SCAN_CURSOR_SHARD_SHIFT + KEYSPACE_SHARD_BITS <= 64);
 
 #[derive(Debug)]
 pub struct Entry {
@@ -61,11 +87,13 @@ pub const SNAPSHOT_BUDGET_CHECK_ENTRIES: usize = 64;
 /// A snapshot in progress: where the walk is and the serialized entries not yet taken.
 #[derive(Debug, Default)]
 struct SnapshotProgress {
-    /// Positions `[0, cursor)` of the walked map are not visited yet.
+    /// The shard being walked; shards before it are done, shards after it not started.
+    shard: usize,
+    /// Positions `[0, cursor)` of the walked shard are not visited yet.
     cursor: usize,
-    /// The map as it was when `clear` ran during the snapshot; walked instead of the live map, whose
-    /// entries are then all newer than the snapshot.
-    frozen: Option<IndexMap<Key, Entry, Hasher>>,
+    /// The shards as they were when `clear` ran during the snapshot; walked instead of the live ones,
+    /// whose entries are then all newer than the snapshot.
+    frozen: Option<Box<[Shard]>>,
     out: Vec<u8>,
     entries_written: u64,
 }
@@ -76,9 +104,20 @@ struct Watch {
     version: u64,
 }
 
-#[derive(Debug, Default)]
+/// Where a key is: its shard and its position in that shard.
+#[derive(Debug, Clone, Copy)]
+struct Place {
+    shard: usize,
+    index: usize,
+}
+
+#[derive(Debug)]
 pub struct Keyspace {
-    entries: IndexMap<Key, Entry, Hasher>,
+    /// `KEYSPACE_SHARD_COUNT` maps, all built with `hasher`, so the hash that picks a shard also probes it.
+    shards: Box<[Shard]>,
+    hasher: Hasher,
+    /// Keys in all shards together.
+    length: usize,
     /// (expiry time, key) for every key that has one.
     expiries: BTreeSet<(u64, Key)>,
     watched: HashMap<Key, Watch, Hasher>,
@@ -91,18 +130,74 @@ pub struct Keyspace {
     snapshot: Option<SnapshotProgress>,
 }
 
+impl Default for Keyspace {
+    fn default() -> Keyspace {
+        // Per-process random keys, as a lone `IndexMap` had, so clients can't aim keys at one bucket.
+        let hasher = Hasher::new();
+        Keyspace {
+            shards: Keyspace::empty_shards(&hasher),
+            hasher,
+            length: 0,
+            expiries: BTreeSet::new(),
+            watched: HashMap::default(),
+            touches: 0,
+            timers: BTreeSet::new(),
+            timer_of: HashMap::default(),
+            expired_keys_total: 0,
+            snapshot_epoch: 0,
+            snapshot: None,
+        }
+    }
+}
+
 impl Keyspace {
     pub fn new() -> Keyspace {
         Keyspace::default()
     }
 
+    fn empty_shards(hasher: &Hasher) -> Box<[Shard]> {
+        (0..KEYSPACE_SHARD_COUNT)
+            .map(|_| IndexMap::with_hasher(hasher.clone()))
+            .collect()
+    }
+
+    /// The key's hash, as every shard's map computes it: the trait's `hash_one` (ahash's inherent one
+    /// may take another path), and `Bytes` hashes as its `[u8]`.
+    fn hash_of(&self, key: &[u8]) -> u64 {
+        BuildHasher::hash_one(&self.hasher, key)
+    }
+
+    /// The shard a hash picks. Multiplying by a 64-bit odd constant (Fibonacci hashing) and taking the
+    /// top bits makes the shard depend on every bit of the hash, so the keys of one shard share no fixed
+    /// bits: the shard's table still spreads them over its buckets (low bits) and control bytes (top bits).
+    fn shard_of(hash: u64) -> usize {
+        (hash.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - KEYSPACE_SHARD_BITS)) as usize
+    }
+
+    /// Where `key` is, if present (expired or not). One hash.
+    fn find(&self, key: &[u8]) -> Option<Place> {
+        self.find_hashed(key, self.hash_of(key))
+    }
+
+    fn find_hashed(&self, key: &[u8], hash: u64) -> Option<Place> {
+        let shard = Keyspace::shard_of(hash);
+        let index = self.shards[shard]
+            .raw_entry_v1()
+            .index_from_hash(hash, |stored| stored[..] == *key)?;
+        Some(Place { shard, index })
+    }
+
+    fn entry_at(&self, place: Place) -> &Entry {
+        &self.shards[place.shard][place.index]
+    }
+
     /// Number of keys held, including expired ones not yet deleted (Redis's DBSIZE does the same).
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.length
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.length == 0
     }
 
     pub fn expiring_count(&self) -> usize {
@@ -113,33 +208,32 @@ impl Keyspace {
         matches!(entry.expires_at_ms, Some(at) if at <= now_ms)
     }
 
-    /// Deletes `key` if it has expired by `now_ms`.
-    /// The position of the live entry for `key`, deleting it first if it has expired. One hash lookup in
-    /// the common case; the position then reaches the entry without hashing again.
-    fn live_index(&mut self, key: &[u8], now_ms: u64) -> Option<usize> {
-        let index = self.entries.get_index_of(key)?;
-        if Keyspace::is_expired(&self.entries[index], now_ms) {
-            self.remove(key);
+    /// Where the live entry for `key` is, deleting it first if it has expired. One hash lookup in the
+    /// common case; the place then reaches the entry without hashing again.
+    fn live_place(&mut self, key: &[u8], now_ms: u64) -> Option<Place> {
+        self.live_place_hashed(key, self.hash_of(key), now_ms)
+    }
+
+    fn live_place_hashed(&mut self, key: &[u8], hash: u64, now_ms: u64) -> Option<Place> {
+        let place = self.find_hashed(key, hash)?;
+        if Keyspace::is_expired(self.entry_at(place), now_ms) {
+            self.remove_at(place);
             self.expired_keys_total += 1;
             return None;
         }
-        Some(index)
-    }
-
-    fn expire_if_due(&mut self, key: &[u8], now_ms: u64) {
-        let _ = self.live_index(key, now_ms);
+        Some(place)
     }
 
     pub fn get(&mut self, key: &[u8], now_ms: u64) -> Option<&Entry> {
-        let index = self.live_index(key, now_ms)?;
-        Some(&self.entries[index])
+        let place = self.live_place(key, now_ms)?;
+        Some(self.entry_at(place))
     }
 
     /// The entry for `key`, to change: serialized first if a snapshot still needs it as it is.
     pub fn get_mut(&mut self, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
-        let index = self.live_index(key, now_ms)?;
-        self.preserve(index);
-        Some(&mut self.entries[index])
+        let place = self.live_place(key, now_ms)?;
+        self.preserve(place);
+        Some(&mut self.shards[place.shard][place.index])
     }
 
     pub fn contains(&mut self, key: &[u8], now_ms: u64) -> bool {
@@ -153,28 +247,36 @@ impl Keyspace {
 
     pub fn insert_with_expiry(&mut self, key: &[u8], value: Value, expires_at_ms: Option<u64>) {
         self.set_timer(key, None);
-        if let Some(index) = self.entries.get_index_of(key) {
-            self.preserve(index);
-            let entry = &mut self.entries[index];
-            let old_expiry = entry.expires_at_ms;
-            entry.value = value;
-            if old_expiry != expires_at_ms {
-                self.set_expiry(key, expires_at_ms);
+        let hash = self.hash_of(key);
+        let shard = Keyspace::shard_of(hash);
+        let index = match self.shards[shard]
+            .raw_entry_mut_v1()
+            .from_hash(hash, |stored| stored[..] == *key)
+        {
+            RawEntryMut::Occupied(occupied) => occupied.index(),
+            RawEntryMut::Vacant(vacant) => {
+                let key = Bytes::copy_from_slice(key);
+                if let Some(at) = expires_at_ms {
+                    self.expiries.insert((at, key.clone()));
+                }
+                let entry = Entry {
+                    value,
+                    expires_at_ms,
+                    snapshot_epoch: self.snapshot_epoch,
+                };
+                vacant.insert_hashed_nocheck(hash, key, entry);
+                self.length += 1;
+                return;
             }
-            return;
+        };
+        let place = Place { shard, index };
+        self.preserve(place);
+        let entry = &mut self.shards[shard][index];
+        let old_expiry = entry.expires_at_ms;
+        entry.value = value;
+        if old_expiry != expires_at_ms {
+            self.set_expiry_at(place, expires_at_ms);
         }
-        let key = Bytes::copy_from_slice(key);
-        if let Some(at) = expires_at_ms {
-            self.expiries.insert((at, key.clone()));
-        }
-        self.entries.insert(
-            key,
-            Entry {
-                value,
-                expires_at_ms,
-                snapshot_epoch: self.snapshot_epoch,
-            },
-        );
     }
 
     /// Returns the value of `key`, inserting `make()` first if the key is absent.
@@ -184,11 +286,11 @@ impl Keyspace {
         now_ms: u64,
         make: impl FnOnce() -> Value,
     ) -> &mut Entry {
-        self.expire_if_due(key, now_ms);
-        let index = match self.entries.get_index_of(key) {
-            Some(index) => {
-                self.preserve(index);
-                index
+        let hash = self.hash_of(key);
+        let place = match self.live_place_hashed(key, hash, now_ms) {
+            Some(place) => {
+                self.preserve(place);
+                place
             }
             None => {
                 let entry = Entry {
@@ -196,37 +298,66 @@ impl Keyspace {
                     expires_at_ms: None,
                     snapshot_epoch: self.snapshot_epoch,
                 };
-                self.entries
-                    .insert_full(Bytes::copy_from_slice(key), entry)
-                    .0
+                // Absent (or expired and just removed): the lookup above proved it.
+                let shard = Keyspace::shard_of(hash);
+                let RawEntryMut::Vacant(vacant) = self.shards[shard]
+                    .raw_entry_mut_v1()
+                    .from_hash(hash, |_| false)
+                else {
+                    unreachable!("a matcher that never matches finds no entry");
+                };
+                let index = vacant.index();
+                vacant.insert_hashed_nocheck(hash, Bytes::copy_from_slice(key), entry);
+                self.length += 1;
+                Place { shard, index }
             }
         };
-        &mut self.entries[index]
+        &mut self.shards[place.shard][place.index]
     }
 
     /// Removes `key` whatever its expiry; returns the entry.
     pub fn remove(&mut self, key: &[u8]) -> Option<Entry> {
-        let index = self.entries.get_index_of(key)?;
-        self.preserve(index);
-        let (stored_key, entry) = self.entries.swap_remove_index(index)?;
-        self.clamp_snapshot_cursor();
-        self.set_timer(key, None);
+        let place = self.find(key)?;
+        Some(self.remove_at(place))
+    }
+
+    /// Removes the entry at `place`, with its expiry and timer.
+    fn remove_at(&mut self, place: Place) -> Entry {
+        let (stored_key, entry) = self.take_at(place);
+        self.set_timer(&stored_key, None);
         if let Some(at) = entry.expires_at_ms {
             self.expiries.remove(&(at, stored_key));
         }
-        Some(entry)
+        entry
+    }
+
+    /// Swap-removes the entry at `place` from its shard (serialized first if a snapshot needs it) and
+    /// keeps the count and the snapshot cursor right. Expiry and timer are the caller's.
+    fn take_at(&mut self, place: Place) -> (Key, Entry) {
+        self.preserve(place);
+        let removed = self.shards[place.shard]
+            .swap_remove_index(place.index)
+            .expect("place found by a lookup");
+        self.length -= 1;
+        self.clamp_snapshot_cursor(place.shard);
+        removed
     }
 
     /// Sets or clears the expiry of an existing key. Returns false if the key is absent.
     pub fn set_expiry(&mut self, key: &[u8], expires_at_ms: Option<u64>) -> bool {
-        let Some(index) = self.entries.get_index_of(key) else {
+        let Some(place) = self.find(key) else {
             return false;
         };
-        self.preserve(index);
-        let (stored_key, entry) = self
-            .entries
-            .get_index_mut(index)
-            .expect("index found above");
+        self.preserve(place);
+        self.set_expiry_at(place, expires_at_ms);
+        true
+    }
+
+    /// Sets the expiry of the entry at `place`, already preserved, and keeps the expiry index right.
+    fn set_expiry_at(&mut self, place: Place, expires_at_ms: Option<u64>) {
+        let (stored_key, entry) = self.shards[place.shard]
+            .get_index_mut(place.index)
+            .expect("place found by a lookup");
         if let Some(old) = entry.expires_at_ms {
             self.expiries.remove(&(old, stored_key.clone()));
         }
@@ -234,7 +365,6 @@ impl Keyspace {
         if let Some(at) = expires_at_ms {
             self.expiries.insert((at, stored_key.clone()));
         }
-        true
     }
 
     /// The earliest expiry time of any key, so the loop knows when the next active cycle has work.
@@ -250,10 +380,8 @@ impl Keyspace {
             match self.expiries.first() {
                 Some((at, _)) if *at <= now_ms => {
                     let (_, key) = self.expiries.pop_first().expect("first exists");
-                    if let Some(index) = self.entries.get_index_of(&key[..]) {
-                        self.preserve(index);
-                        self.entries.swap_remove_index(index);
-                        self.clamp_snapshot_cursor();
+                    if let Some(place) = self.find(&key) {
+                        self.take_at(place);
                     }
                     self.set_timer(&key, None);
                     self.expired_keys_total += 1;
@@ -267,10 +395,11 @@ impl Keyspace {
 
     /// Removes every key.
     pub fn clear(&mut self) {
-        let old = std::mem::take(&mut self.entries);
+        let old = std::mem::replace(&mut self.shards, Keyspace::empty_shards(&self.hasher));
+        self.length = 0;
         match &mut self.snapshot {
-            // The snapshot still needs the old entries as they were: it takes the map and finishes the
-            // walk on it. Later clears find no pending entry in the live map.
+            // The snapshot still needs the old entries as they were: it takes the shards and finishes
+            // the walk on them. Later clears find no pending entry in the live shards.
             Some(snapshot) if snapshot.frozen.is_none() => snapshot.frozen = Some(old),
             _ => drop(old),
         }
@@ -283,9 +412,10 @@ impl Keyspace {
         }
     }
 
-    /// One step of SCAN: returns the keys at positions `[next, cursor)` (walking down from the end) that
-    /// are live at `now_ms` and accepted by `filter`, with the next cursor (0 when done). `cursor == 0`
-    /// starts at the end.
+    /// One step of SCAN: examines up to `count` positions from `cursor` on (see the module documentation
+    /// for the encoding; `0` starts) and returns the keys among them that are live at `now_ms` and accepted
+    /// by `filter`, with the next cursor (0 when done). Empty shards cost no count. A cursor naming a shard
+    /// past the last one ends the iteration.
     pub fn scan(
         &self,
         cursor: u64,
@@ -293,25 +423,43 @@ impl Keyspace {
         now_ms: u64,
         mut filter: impl FnMut(&[u8], &Value) -> bool,
     ) -> (u64, Vec<Key>) {
-        let length = self.entries.len() as u64;
-        let start = if cursor == 0 || cursor > length {
-            length
+        let (mut shard, mut positions) = if cursor == 0 {
+            (0, SCAN_CURSOR_POSITION_MASK)
         } else {
-            cursor
+            (
+                (cursor >> SCAN_CURSOR_SHARD_SHIFT) as usize,
+                cursor & SCAN_CURSOR_POSITION_MASK,
+            )
         };
-        let stop = start.saturating_sub(count.max(1) as u64);
+        let mut budget = count.max(1) as u64;
         let mut keys = Vec::new();
-        for position in (stop..start).rev() {
-            let (key, entry) = self.entries.get_index(position as usize).expect("in range");
-            if !Keyspace::is_expired(entry, now_ms) && filter(key, &entry.value) {
-                keys.push(key.clone());
+        while shard < KEYSPACE_SHARD_COUNT {
+            let map = &self.shards[shard];
+            assert!((map.len() as u64) <= SCAN_CURSOR_POSITION_MASK);
+            let start = positions.min(map.len() as u64);
+            let stop = start.saturating_sub(budget);
+            for position in (stop..start).rev() {
+                let (key, entry) = map.get_index(position as usize).expect("in range");
+                if !Keyspace::is_expired(entry, now_ms) && filter(key, &entry.value) {
+                    keys.push(key.clone());
+                }
+            }
+            budget -= start - stop;
+            if stop > 0 {
+                return ((shard as u64) << SCAN_CURSOR_SHARD_SHIFT | stop, keys);
+            }
+            shard += 1;
+            positions = SCAN_CURSOR_POSITION_MASK;
+            if budget == 0 && shard < KEYSPACE_SHARD_COUNT {
+                return ((shard as u64) << SCAN_CURSOR_SHARD_SHIFT | positions, keys);
             }
         }
-        (stop, keys)
+        (0, keys)
     }
 
+    /// Every entry, shard by shard.
     pub fn iter(&self) -> impl Iterator<Item = (&Key, &Entry)> {
-        self.entries.iter()
+        self.shards.iter().flat_map(|shard| shard.iter())
     }
 
     // --- Snapshots (see the module documentation) ---
@@ -321,7 +469,8 @@ impl Keyspace {
         // Wrapping is harmless: an entry would need to sit out 2^32 snapshots to look serialized.
         self.snapshot_epoch = self.snapshot_epoch.wrapping_add(1);
         self.snapshot = Some(SnapshotProgress {
-            cursor: self.entries.len(),
+            shard: 0,
+            cursor: self.shards[0].len(),
             ..SnapshotProgress::default()
         });
     }
@@ -330,9 +479,9 @@ impl Keyspace {
         self.snapshot.is_some()
     }
 
-    /// Serializes pending entries, walking down from the cursor, while `keep_going()` (asked every
-    /// `SNAPSHOT_BUDGET_CHECK_ENTRIES` entries) says so and `out_budget` bytes are not yet waiting.
-    /// Returns true when every entry of the snapshot has been serialized.
+    /// Serializes pending entries, walking shard by shard and down from the cursor within one, while
+    /// `keep_going()` (asked every `SNAPSHOT_BUDGET_CHECK_ENTRIES` entries) says so and `out_budget` bytes
+    /// are not yet waiting. Returns true when every entry of the snapshot has been serialized.
     pub fn snapshot_step(
         &mut self,
         out_budget: usize,
@@ -342,12 +491,27 @@ impl Keyspace {
         let Some(snapshot) = &mut self.snapshot else {
             return true;
         };
-        let map = match &mut snapshot.frozen {
+        let frozen = snapshot.frozen.is_some();
+        let shards = match &mut snapshot.frozen {
             Some(frozen) => frozen,
-            None => &mut self.entries,
+            None => &mut self.shards,
         };
         let mut examined = 0;
-        while snapshot.cursor > 0 {
+        while snapshot.shard < KEYSPACE_SHARD_COUNT {
+            if snapshot.cursor == 0 {
+                if frozen {
+                    // Free a cleared shard as soon as it is written, a shard's worth of keys at a time,
+                    // rather than every key at once when the walk ends.
+                    drop(std::mem::take(&mut shards[snapshot.shard]));
+                }
+                // Entries only move down and new ones are not pending: the next shard's current length
+                // covers every pending entry in it.
+                snapshot.shard += 1;
+                if let Some(next) = shards.get(snapshot.shard) {
+                    snapshot.cursor = next.len();
+                }
+                continue;
+            }
             if snapshot.out.len() >= out_budget {
                 return false;
             }
@@ -356,14 +520,16 @@ impl Keyspace {
                 return false;
             }
             snapshot.cursor -= 1;
-            let (key, entry) = map.get_index_mut(snapshot.cursor).expect("cursor in range");
+            let (key, entry) = shards[snapshot.shard]
+                .get_index_mut(snapshot.cursor)
+                .expect("cursor in range");
             if entry.snapshot_epoch != epoch {
                 entry.snapshot_epoch = epoch;
                 encode_entry(key, &entry.value, entry.expires_at_ms, &mut snapshot.out);
                 snapshot.entries_written += 1;
             }
         }
-        // The frozen map is done; the live map holds only entries created after the snapshot began.
+        // The frozen shards are done; the live ones hold only entries created after the snapshot began.
         snapshot.frozen = None;
         true
     }
@@ -389,9 +555,9 @@ impl Keyspace {
             .map_or(0, |snapshot| snapshot.entries_written)
     }
 
-    /// The copy-on-write hook: serializes the entry at `index` as it is now if the running snapshot
+    /// The copy-on-write hook: serializes the entry at `place` as it is now if the running snapshot
     /// still needs it. Called before every change to an entry.
-    fn preserve(&mut self, index: usize) {
+    fn preserve(&mut self, place: Place) {
         let Some(snapshot) = &mut self.snapshot else {
             return;
         };
@@ -399,7 +565,9 @@ impl Keyspace {
             // Every live entry was created after the snapshot began.
             return;
         }
-        let (key, entry) = self.entries.get_index_mut(index).expect("index in range");
+        let (key, entry) = self.shards[place.shard]
+            .get_index_mut(place.index)
+            .expect("place found by a lookup");
         if entry.snapshot_epoch != self.snapshot_epoch {
             entry.snapshot_epoch = self.snapshot_epoch;
             encode_entry(key, &entry.value, entry.expires_at_ms, &mut snapshot.out);
@@ -407,11 +575,12 @@ impl Keyspace {
         }
     }
 
-    /// After a swap-removal the map is one shorter; unvisited positions can't be past its end.
-    fn clamp_snapshot_cursor(&mut self) {
+    /// After a swap-removal the shard is one shorter; if it is the one being walked, its unvisited
+    /// positions can't be past its end.
+    fn clamp_snapshot_cursor(&mut self, shard: usize) {
         if let Some(snapshot) = &mut self.snapshot {
-            if snapshot.frozen.is_none() {
-                snapshot.cursor = snapshot.cursor.min(self.entries.len());
+            if snapshot.frozen.is_none() && snapshot.shard == shard {
+                snapshot.cursor = snapshot.cursor.min(self.shards[shard].len());
             }
         }
     }
@@ -426,33 +595,42 @@ impl Keyspace {
         expires_at_ms: Option<u64>,
     ) -> Result<(), String> {
         let deadline_ms = super::encoding::value_deadline_ms(&value);
+        let hash = self.hash_of(key);
+        let shard = Keyspace::shard_of(hash);
+        let RawEntryMut::Vacant(vacant) = self.shards[shard]
+            .raw_entry_mut_v1()
+            .from_hash(hash, |stored| stored[..] == *key)
+        else {
+            return Err("a key appears twice".to_string());
+        };
         let key = Bytes::copy_from_slice(key);
+        if let Some(at) = expires_at_ms {
+            self.expiries.insert((at, key.clone()));
+        }
         let entry = Entry {
             value,
             expires_at_ms,
             snapshot_epoch: self.snapshot_epoch,
         };
-        match self.entries.entry(key) {
-            indexmap::map::Entry::Occupied(_) => return Err("a key appears twice".to_string()),
-            indexmap::map::Entry::Vacant(vacant) => {
-                if let Some(at) = expires_at_ms {
-                    self.expiries.insert((at, vacant.key().clone()));
-                }
-                if deadline_ms.is_some() {
-                    let key = vacant.key().clone();
-                    vacant.insert(entry);
-                    self.set_timer(&key, deadline_ms);
-                    return Ok(());
-                }
-                vacant.insert(entry);
-            }
+        if deadline_ms.is_some() {
+            vacant.insert_hashed_nocheck(hash, key.clone(), entry);
+            self.length += 1;
+            self.set_timer(&key, deadline_ms);
+        } else {
+            vacant.insert_hashed_nocheck(hash, key, entry);
+            self.length += 1;
         }
         Ok(())
     }
 
-    /// Room for `additional` more keys without rehashing (loading a snapshot of known size).
+    /// Room for `additional` more keys without rehashing (loading a snapshot of known size): each shard
+    /// gets its share plus some slack, since hashing spreads keys evenly but not exactly (a shard that still
+    /// overflows grows, which costs little at a shard's size).
     pub fn reserve(&mut self, additional: usize) {
-        self.entries.reserve(additional);
+        let share = additional.div_ceil(KEYSPACE_SHARD_COUNT);
+        for shard in self.shards.iter_mut() {
+            shard.reserve(share + share / 32 + 8);
+        }
     }
 
     // --- Timers ---
@@ -601,6 +779,162 @@ mod tests {
         assert!(!keyspace.has_watchers());
     }
 
+    #[test]
+    fn keys_spread_over_shards_and_the_shared_hash_finds_them() {
+        let mut keyspace = Keyspace::new();
+        for index in 0..20_000 {
+            keyspace.insert(format!("k{index}").as_bytes(), string("v"));
+        }
+        assert_eq!(keyspace.len(), 20_000);
+        assert_eq!(keyspace.iter().count(), 20_000);
+        let used = keyspace
+            .shards
+            .iter()
+            .filter(|shard| !shard.is_empty())
+            .count();
+        assert_eq!(used, KEYSPACE_SHARD_COUNT, "20,000 keys reach every shard");
+        let largest = keyspace.shards.iter().map(|shard| shard.len()).max();
+        assert!(largest < Some(60), "even spread, largest shard {largest:?}");
+        for index in 0..20_000 {
+            let key = format!("k{index}");
+            let place = keyspace.find(key.as_bytes()).expect("present");
+            // The shard's own hashing agrees with the hash that picked the shard.
+            assert_eq!(
+                keyspace.shards[place.shard].get_index_of(key.as_bytes()),
+                Some(place.index)
+            );
+        }
+        for index in 0..10_000 {
+            assert!(keyspace.remove(format!("k{index}").as_bytes()).is_some());
+        }
+        assert!(keyspace.remove(b"k0").is_none());
+        assert_eq!(keyspace.len(), 10_000);
+        keyspace.clear();
+        assert_eq!(keyspace.len(), 0);
+        assert!(keyspace.is_empty());
+    }
+
+    #[test]
+    fn scan_crosses_empty_shards_and_ends_with_cursor_zero_only_at_the_end() {
+        let mut keyspace = Keyspace::new();
+        assert_eq!(keyspace.scan(0, 10, 0, |_, _| true), (0, Vec::new()));
+        for key in ["a", "b", "c"] {
+            keyspace.insert(key.as_bytes(), string("v"));
+        }
+        // Empty shards cost no COUNT: three keys come back in one call of COUNT 10.
+        let (next, mut keys) = keyspace.scan(0, 10, 0, |_, _| true);
+        keys.sort();
+        assert_eq!(
+            (next, keys),
+            (0, vec![Key::from("a"), Key::from("b"), Key::from("c")])
+        );
+        // COUNT 1: one position per call; the cursor is never 0 before the end.
+        let mut cursor = 0;
+        let mut seen = Vec::new();
+        loop {
+            let (next, keys) = keyspace.scan(cursor, 1, 0, |_, _| true);
+            seen.extend(keys);
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        assert_eq!(seen.len(), 3);
+        // A cursor naming a shard past the last one ends the iteration.
+        let past = (KEYSPACE_SHARD_COUNT as u64) << SCAN_CURSOR_SHARD_SHIFT;
+        assert_eq!(keyspace.scan(past, 10, 0, |_, _| true), (0, Vec::new()));
+    }
+
+    #[test]
+    fn scan_returns_every_key_present_throughout_with_churn_across_shards() {
+        for (seed, count) in [(1u64, 1usize), (2, 7), (3, 64), (4, 1_000), (5, 30_000)] {
+            let mut random = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+            let mut next = |bound: u64| {
+                random ^= random << 13;
+                random ^= random >> 7;
+                random ^= random << 17;
+                random % bound
+            };
+            let mut keyspace = Keyspace::new();
+            for index in 0..8_000 {
+                keyspace.insert(format!("k{index}").as_bytes(), string("v"));
+            }
+            // Keys 0..4000 stay; 4000..8000 may be removed and re-added; new ones arrive.
+            let mut seen = std::collections::HashSet::new();
+            let mut cursor = 0;
+            let mut calls = 0;
+            loop {
+                let (next_cursor, keys) = keyspace.scan(cursor, count, 0, |_, _| true);
+                seen.extend(keys);
+                calls += 1;
+                // Fewer arrivals than positions examined, so even COUNT 1 reaches the end.
+                for _ in 0..next(4) {
+                    let key = format!("k{}", 4_000 + next(4_000));
+                    if next(2) == 0 {
+                        keyspace.remove(key.as_bytes());
+                    } else {
+                        keyspace.insert(key.as_bytes(), string("v"));
+                    }
+                    if next(4) == 0 {
+                        keyspace.insert(format!("new{}", next(1_000_000)).as_bytes(), string("v"));
+                    }
+                }
+                if next_cursor == 0 {
+                    break;
+                }
+                cursor = next_cursor;
+            }
+            assert!(calls > 1 || count >= 8_000);
+            for index in 0..4_000 {
+                assert!(
+                    seen.contains(format!("k{index}").as_bytes()),
+                    "k{index} missed with COUNT {count}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_snapshot_frees_cleared_shards_as_it_walks_them() {
+        let mut keyspace = Keyspace::new();
+        for index in 0..3_000 {
+            keyspace.insert(format!("k{index}").as_bytes(), string("v0"));
+        }
+        let expected = state(&keyspace);
+        keyspace.snapshot_begin();
+        let mut written = Vec::new();
+        let mut checks = 0;
+        assert!(!keyspace.snapshot_step(usize::MAX, || {
+            checks += 1;
+            checks < 3
+        }));
+        written.extend(keyspace.snapshot_take_bytes(Vec::new()));
+        keyspace.clear();
+        keyspace.insert(b"k1", string("after"));
+        keyspace.insert(b"fresh", string("after"));
+        let frozen_keys = |keyspace: &Keyspace| -> usize {
+            let snapshot = keyspace.snapshot.as_ref().expect("running");
+            let frozen = snapshot
+                .frozen
+                .as_ref()
+                .expect("cleared during the snapshot");
+            frozen.iter().map(|shard| shard.len()).sum()
+        };
+        let before = frozen_keys(&keyspace);
+        let mut checks = 0;
+        assert!(!keyspace.snapshot_step(usize::MAX, || {
+            checks += 1;
+            checks < 10
+        }));
+        assert!(frozen_keys(&keyspace) < before, "walked shards are freed");
+        while !keyspace.snapshot_step(usize::MAX, || true) {}
+        written.extend(keyspace.snapshot_take_bytes(Vec::new()));
+        assert!(keyspace.snapshot.as_ref().unwrap().frozen.is_none());
+        keyspace.snapshot_end();
+        assert_eq!(decode_snapshot(&written), expected);
+        assert_eq!(keyspace.len(), 2);
+    }
+
     /// The entries a snapshot wrote: key -> (string value, expiry).
     fn decode_snapshot(
         bytes: &[u8],
@@ -639,7 +973,15 @@ mod tests {
 
     #[test]
     fn a_snapshot_holds_exactly_the_state_at_its_start_whatever_changes_meanwhile() {
-        for seed in 1..40u64 {
+        // 200 keys: mostly one per shard. 5,000: several per shard, so removals inside the shard being
+        // walked move entries across its cursor. FLUSHALL (`clear`) now and then, and often.
+        check_snapshot_under_churn(200, 1..40, 50);
+        check_snapshot_under_churn(5_000, 1..6, 50);
+        check_snapshot_under_churn(5_000, 6..10, 3);
+    }
+
+    fn check_snapshot_under_churn(key_count: u64, seeds: std::ops::Range<u64>, clear_one_in: u64) {
+        for seed in seeds {
             let mut random = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
             let mut next = |bound: u64| {
                 random ^= random << 13;
@@ -648,7 +990,7 @@ mod tests {
                 random % bound
             };
             let mut keyspace = Keyspace::new();
-            for index in 0..200 {
+            for index in 0..key_count {
                 keyspace.insert_with_expiry(
                     format!("k{index}").as_bytes(),
                     string("v0"),
@@ -661,7 +1003,7 @@ mod tests {
             let mut steps = 0;
             loop {
                 for _ in 0..next(8) {
-                    let key = format!("k{}", next(260));
+                    let key = format!("k{}", next(key_count + key_count / 4));
                     match next(8) {
                         0 => {
                             keyspace.remove(key.as_bytes());
@@ -681,7 +1023,7 @@ mod tests {
                         5 => {
                             keyspace.expire_due(1_000 + next(200), 3);
                         }
-                        6 if next(50) == 0 => keyspace.clear(),
+                        6 if next(clear_one_in) == 0 => keyspace.clear(),
                         _ => {
                             keyspace.get(key.as_bytes(), 1_100);
                         }
@@ -702,7 +1044,7 @@ mod tests {
             assert!(steps > 1, "the walk took several steps");
             let decoded = decode_snapshot(&written);
             assert_eq!(decoded.len() as u64, count);
-            assert_eq!(decoded, expected, "seed {seed}");
+            assert_eq!(decoded, expected, "seed {seed}, {key_count} keys");
         }
     }
 }
