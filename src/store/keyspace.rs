@@ -375,20 +375,13 @@ impl Keyspace {
     /// Deletes up to `count_max` keys whose expiry is at or before `now_ms`, earliest first, and returns
     /// them (the caller logs them as deletions and touches watchers).
     pub fn expire_due(&mut self, now_ms: u64, count_max: usize) -> Vec<Key> {
-        let mut expired = Vec::new();
-        while expired.len() < count_max {
-            match self.expiries.first() {
-                Some((at, _)) if *at <= now_ms => {
-                    let (_, key) = self.expiries.pop_first().expect("first exists");
-                    if let Some(place) = self.find(&key) {
-                        self.take_at(place);
-                    }
-                    self.set_timer(&key, None);
-                    self.expired_keys_total += 1;
-                    expired.push(key);
-                }
-                _ => break,
+        let expired = pop_due(&mut self.expiries, now_ms, count_max);
+        for key in &expired {
+            if let Some(place) = self.find(key) {
+                self.take_at(place);
             }
+            self.set_timer(key, None);
+            self.expired_keys_total += 1;
         }
         expired
     }
@@ -657,16 +650,9 @@ impl Keyspace {
     /// Removes and returns up to `count_max` keys whose timer is due at `now_ms`; the caller fires each
     /// and registers the value's next deadline.
     pub fn take_due_timers(&mut self, now_ms: u64, count_max: usize) -> Vec<Key> {
-        let mut due = Vec::new();
-        while due.len() < count_max {
-            match self.timers.first() {
-                Some((at, _)) if *at <= now_ms => {
-                    let (_, key) = self.timers.pop_first().expect("first exists");
-                    self.timer_of.remove(&key);
-                    due.push(key);
-                }
-                _ => break,
-            }
+        let due = pop_due(&mut self.timers, now_ms, count_max);
+        for key in &due {
+            self.timer_of.remove(key);
         }
         due
     }
@@ -706,6 +692,17 @@ impl Keyspace {
     pub fn has_watchers(&self) -> bool {
         !self.watched.is_empty()
     }
+}
+
+/// Removes and returns, earliest first, up to `count_max` keys of a (deadline, key) index whose deadline
+/// is at or before `now_ms`: the bounded step of both active expiry and value timers.
+fn pop_due(index: &mut BTreeSet<(u64, Key)>, now_ms: u64, count_max: usize) -> Vec<Key> {
+    let mut due = Vec::new();
+    while due.len() < count_max && index.first().is_some_and(|(at, _)| *at <= now_ms) {
+        let (_, key) = index.pop_first().expect("first exists");
+        due.push(key);
+    }
+    due
 }
 
 #[cfg(test)]
