@@ -1,5 +1,5 @@
 //! Loads likes into a running server over the network and reports its resident memory growth: the memory
-//! half of the likes benchmark (docs/likes-queue-throttle.md). The same fixed stream goes to any server:
+//! half of the likes benchmark (README, Performance). The same fixed stream goes to any server:
 //! `likes` likes, Zipf (s = 1) over `posts` posts named `post:N`, integer user ids 1..=50,000,000, sent as
 //! `LIKE.ADD post user` to dibs or `SADD post user` to Redis in pipelines of 10,000.
 //!
@@ -8,10 +8,13 @@
 //! Memory is `used_memory_rss` from `INFO memory` before and after (both servers report it from the
 //! kernel's resident set size).
 
+#[path = "support/like_stream.rs"]
+mod like_stream;
+
+use like_stream::LikeStream;
 use redis::Connection;
 
 const PIPELINE_COMMANDS: usize = 10_000;
-const USER_ID_MAX: u64 = 50_000_000;
 
 fn resident_bytes(connection: &mut Connection) -> u64 {
     let info: String = redis::cmd("INFO")
@@ -40,22 +43,8 @@ fn main() {
     let client = redis::Client::open(format!("redis://127.0.0.1:{port}/")).expect("client");
     let mut connection = client.get_connection().expect("connect");
 
-    // The fixed xorshift stream of examples/likes_memory.rs: the measurement is repeatable.
-    let mut random = 0x9E37_79B9_7F4A_7C15u64;
-    let mut next = move || {
-        random ^= random << 13;
-        random ^= random >> 7;
-        random ^= random << 17;
-        random
-    };
-    let harmonic: f64 = (1..=posts).map(|rank| 1.0 / rank as f64).sum();
-    let mut cumulative = Vec::with_capacity(posts);
-    let mut sum = 0.0;
-    for rank in 1..=posts {
-        sum += 1.0 / rank as f64 / harmonic;
-        cumulative.push(sum);
-    }
-
+    // The fixed stream of examples/support/like_stream.rs, the same one likes_memory measures.
+    let mut stream = LikeStream::new(posts);
     let before = resident_bytes(&mut connection);
     let started = std::time::Instant::now();
     let mut sent = 0;
@@ -63,9 +52,7 @@ fn main() {
         let mut pipeline = redis::pipe();
         let batch = PIPELINE_COMMANDS.min(likes_total - sent);
         for _ in 0..batch {
-            let uniform = (next() >> 11) as f64 / (1u64 << 53) as f64;
-            let post = cumulative.partition_point(|&c| c < uniform).min(posts - 1);
-            let user = 1 + next() % USER_ID_MAX;
+            let (post, user) = stream.next_like();
             pipeline
                 .cmd(command)
                 .arg(format!("post:{post}"))

@@ -5,7 +5,11 @@
 //!
 //! cargo run --release --example likes_memory [likes] [posts]
 
+#[path = "support/like_stream.rs"]
+mod like_stream;
+
 use dibs::store::likes::Likes;
+use like_stream::LikeStream;
 use std::collections::HashMap;
 
 fn resident_bytes() -> usize {
@@ -27,20 +31,7 @@ fn main() {
     let posts = arguments.next().unwrap_or(20_000);
 
     // A fixed xorshift stream: the measurement is repeatable.
-    let mut random = 0x9E37_79B9_7F4A_7C15u64;
-    let mut next = move || {
-        random ^= random << 13;
-        random ^= random >> 7;
-        random ^= random << 17;
-        random
-    };
-    let harmonic: f64 = (1..=posts).map(|rank| 1.0 / rank as f64).sum();
-    let mut cumulative = Vec::with_capacity(posts);
-    let mut sum = 0.0;
-    for rank in 1..=posts {
-        sum += 1.0 / rank as f64 / harmonic;
-        cumulative.push(sum);
-    }
+    let mut stream = LikeStream::new(posts);
     let names: Vec<Vec<u8>> = (0..posts)
         .map(|post| format!("post:{post}").into_bytes())
         .collect();
@@ -50,9 +41,7 @@ fn main() {
     let mut stored = 0;
     let mut user = itoa_buffer();
     while stored < likes_total {
-        let uniform = (next() >> 11) as f64 / (1u64 << 53) as f64;
-        let post = cumulative.partition_point(|&c| c < uniform).min(posts - 1);
-        let id = 1 + next() % 50_000_000;
+        let (post, id) = stream.next_like();
         let likes = keyspace.entry(names[post].clone()).or_default();
         if likes
             .add(format_into(&mut user, id))

@@ -6,18 +6,7 @@ mod common;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Barrier};
 
-use common::{RawClient, Server, TempDir};
-
-fn call(raw: &mut RawClient, arguments: &[&str]) -> String {
-    raw.command(arguments);
-    raw.read_reply_string()
-}
-
-fn start(label: &str) -> (TempDir, Server) {
-    let dir = TempDir::new(label);
-    let server = Server::start(dir.path(), &["--appendfsync", "always"]);
-    (dir, server)
-}
+use common::start;
 
 /// Far in the future (2100-01-01), so an event that starts then has not started.
 const YEAR_2100_MS: &str = "4102444800000";
@@ -26,50 +15,47 @@ const YEAR_2100_MS: &str = "4102444800000";
 fn replies_in_resp2() {
     let (_dir, server) = start("coupon-resp2");
     let mut raw = server.raw();
-    assert_eq!(call(&mut raw, &["COUPON.CREATE", "ev", "2"]), "+OK\r\n");
+    assert_eq!(raw.call(&["COUPON.CREATE", "ev", "2"]), "+OK\r\n");
     assert_eq!(
-        call(&mut raw, &["COUPON.ISSUE", "ev", "alice"]),
+        raw.call(&["COUPON.ISSUE", "ev", "alice"]),
         "*3\r\n$6\r\nISSUED\r\n:1\r\n:1\r\n"
     );
     assert_eq!(
-        call(&mut raw, &["COUPON.ISSUE", "ev", "alice"]),
+        raw.call(&["COUPON.ISSUE", "ev", "alice"]),
         "*3\r\n$7\r\nALREADY\r\n:1\r\n:1\r\n"
     );
     assert_eq!(
-        call(&mut raw, &["coupon.issue", "ev", "bob", "id", "r-1"]),
+        raw.call(&["coupon.issue", "ev", "bob", "id", "r-1"]),
         "*3\r\n$6\r\nISSUED\r\n:2\r\n:0\r\n"
     );
     assert_eq!(
-        call(&mut raw, &["COUPON.ISSUE", "ev", "carol"]),
+        raw.call(&["COUPON.ISSUE", "ev", "carol"]),
         "*3\r\n$7\r\nSOLDOUT\r\n$-1\r\n:0\r\n"
     );
+    assert_eq!(raw.call(&["COUPON.GET", "ev", "alice"]), "*1\r\n:1\r\n");
+    assert_eq!(raw.call(&["COUPON.GET", "ev", "carol"]), "*0\r\n");
     assert_eq!(
-        call(&mut raw, &["COUPON.GET", "ev", "alice"]),
-        "*1\r\n:1\r\n"
-    );
-    assert_eq!(call(&mut raw, &["COUPON.GET", "ev", "carol"]), "*0\r\n");
-    assert_eq!(
-        call(&mut raw, &["COUPON.INFO", "ev"]),
+        raw.call(&["COUPON.INFO", "ev"]),
         "*16\r\n$5\r\ntotal\r\n:2\r\n$6\r\nissued\r\n:2\r\n$9\r\nremaining\r\n:0\r\n$7\r\nrevoked\r\n:0\r\n\
          $7\r\nperuser\r\n:1\r\n$5\r\nstart\r\n$-1\r\n$3\r\nend\r\n$-1\r\n$5\r\nstate\r\n$7\r\nsoldout\r\n"
     );
     assert_eq!(
-        call(&mut raw, &["COUPON.HOLDERS", "ev", "0", "1"]),
+        raw.call(&["COUPON.HOLDERS", "ev", "0", "1"]),
         "*2\r\n$1\r\n2\r\n*2\r\n$5\r\nalice\r\n:1\r\n"
     );
     assert_eq!(
-        call(&mut raw, &["COUPON.HOLDERS", "ev", "2", "1"]),
+        raw.call(&["COUPON.HOLDERS", "ev", "2", "1"]),
         "*2\r\n$1\r\n0\r\n*2\r\n$3\r\nbob\r\n:2\r\n"
     );
     // A revoke puts the coupon back: remaining rises, the number stays retired.
-    assert_eq!(call(&mut raw, &["COUPON.REVOKE", "ev", "alice"]), ":1\r\n");
-    assert_eq!(call(&mut raw, &["COUPON.REVOKE", "ev", "alice"]), ":0\r\n");
+    assert_eq!(raw.call(&["COUPON.REVOKE", "ev", "alice"]), ":1\r\n");
+    assert_eq!(raw.call(&["COUPON.REVOKE", "ev", "alice"]), ":0\r\n");
     assert_eq!(
-        call(&mut raw, &["COUPON.ISSUE", "ev", "carol"]),
+        raw.call(&["COUPON.ISSUE", "ev", "carol"]),
         "*3\r\n$6\r\nISSUED\r\n:3\r\n:0\r\n"
     );
     assert_eq!(
-        call(&mut raw, &["COUPON.HOLDERS", "ev", "0", "10"]),
+        raw.call(&["COUPON.HOLDERS", "ev", "0", "10"]),
         "*2\r\n$1\r\n0\r\n*4\r\n$3\r\nbob\r\n:2\r\n$5\r\ncarol\r\n:3\r\n"
     );
 
@@ -83,61 +69,60 @@ fn replies_in_resp2() {
         "START",
         YEAR_2100_MS,
     ];
-    assert_eq!(call(&mut raw, &later), "+OK\r\n");
+    assert_eq!(raw.call(&later), "+OK\r\n");
     assert_eq!(
-        call(&mut raw, &["COUPON.ISSUE", "later", "alice"]),
+        raw.call(&["COUPON.ISSUE", "later", "alice"]),
         "*3\r\n$10\r\nNOTSTARTED\r\n$-1\r\n:5\r\n"
     );
     assert_eq!(
-        call(
-            &mut raw,
-            &["COUPON.CREATE", "over", "5", "START", "0", "END", "1"]
-        ),
+        raw.call(&["COUPON.CREATE", "over", "5", "START", "0", "END", "1"]),
         "+OK\r\n"
     );
     assert_eq!(
-        call(&mut raw, &["COUPON.ISSUE", "over", "alice"]),
+        raw.call(&["COUPON.ISSUE", "over", "alice"]),
         "*3\r\n$5\r\nENDED\r\n$-1\r\n:5\r\n"
     );
-    let info = call(&mut raw, &["COUPON.INFO", "later"]);
+    let info = raw.call(&["COUPON.INFO", "later"]);
     assert!(
         info.contains(&format!("$5\r\nstart\r\n:{YEAR_2100_MS}\r\n")),
         "{info}"
     );
     assert!(info.contains("$7\r\nperuser\r\n:2\r\n") && info.ends_with("$7\r\npending\r\n"));
-    assert!(call(&mut raw, &["COUPON.INFO", "over"]).ends_with("$5\r\nended\r\n"));
+    assert!(raw
+        .call(&["COUPON.INFO", "over"])
+        .ends_with("$5\r\nended\r\n"));
 }
 
 #[test]
 fn replies_in_resp3() {
     let (_dir, server) = start("coupon-resp3");
     let mut raw = server.raw();
-    assert!(call(&mut raw, &["HELLO", "3"]).starts_with('%'));
+    assert!(raw.call(&["HELLO", "3"]).starts_with('%'));
     assert_eq!(
-        call(&mut raw, &["COUPON.CREATE", "ev", "1", "END", YEAR_2100_MS]),
+        raw.call(&["COUPON.CREATE", "ev", "1", "END", YEAR_2100_MS]),
         "+OK\r\n"
     );
     assert_eq!(
-        call(&mut raw, &["COUPON.ISSUE", "ev", "alice"]),
+        raw.call(&["COUPON.ISSUE", "ev", "alice"]),
         "*3\r\n$6\r\nISSUED\r\n:1\r\n:0\r\n"
     );
     assert_eq!(
-        call(&mut raw, &["COUPON.ISSUE", "ev", "bob"]),
+        raw.call(&["COUPON.ISSUE", "ev", "bob"]),
         "*3\r\n$7\r\nSOLDOUT\r\n_\r\n:0\r\n"
     );
     assert_eq!(
-        call(&mut raw, &["COUPON.INFO", "ev"]),
+        raw.call(&["COUPON.INFO", "ev"]),
         format!(
             "%8\r\n$5\r\ntotal\r\n:1\r\n$6\r\nissued\r\n:1\r\n$9\r\nremaining\r\n:0\r\n$7\r\nrevoked\r\n:0\r\n\
              $7\r\nperuser\r\n:1\r\n$5\r\nstart\r\n_\r\n$3\r\nend\r\n:{YEAR_2100_MS}\r\n$5\r\nstate\r\n$7\r\nsoldout\r\n"
         )
     );
     assert_eq!(
-        call(&mut raw, &["COUPON.HOLDERS", "ev", "0", "10"]),
+        raw.call(&["COUPON.HOLDERS", "ev", "0", "10"]),
         "*2\r\n$1\r\n0\r\n*2\r\n$5\r\nalice\r\n:1\r\n"
     );
     assert_eq!(
-        call(&mut raw, &["COUPON.ISSUE", "missing", "alice"]),
+        raw.call(&["COUPON.ISSUE", "missing", "alice"]),
         "-ERR no such coupon event\r\n"
     );
 }
@@ -146,7 +131,7 @@ fn replies_in_resp3() {
 fn errors_and_types() {
     let (_dir, server) = start("coupon-errors");
     let mut raw = server.raw();
-    assert_eq!(call(&mut raw, &["COUPON.CREATE", "ev", "3"]), "+OK\r\n");
+    assert_eq!(raw.call(&["COUPON.CREATE", "ev", "3"]), "+OK\r\n");
     let errors: &[(&[&str], &str)] = &[
         (
             &["COUPON.CREATE", "ev", "3"],
@@ -224,32 +209,34 @@ fn errors_and_types() {
         ),
     ];
     for (arguments, expected) in errors {
-        assert_eq!(&call(&mut raw, arguments), expected, "{arguments:?}");
+        assert_eq!(&raw.call(arguments), expected, "{arguments:?}");
     }
     let too_long_user = "u".repeat(257);
-    assert!(call(&mut raw, &["COUPON.ISSUE", "ev", &too_long_user]).starts_with("-ERR "));
-    assert!(call(
-        &mut raw,
-        &["COUPON.ISSUE", "ev", "u", "ID", &"r".repeat(65)]
-    )
-    .starts_with("-ERR "));
+    assert!(raw
+        .call(&["COUPON.ISSUE", "ev", &too_long_user])
+        .starts_with("-ERR "));
+    assert!(raw
+        .call(&["COUPON.ISSUE", "ev", "u", "ID", &"r".repeat(65)])
+        .starts_with("-ERR "));
     // Nothing above changed the event.
-    assert!(call(&mut raw, &["COUPON.INFO", "ev"]).contains("$6\r\nissued\r\n:0\r\n"));
+    assert!(raw
+        .call(&["COUPON.INFO", "ev"])
+        .contains("$6\r\nissued\r\n:0\r\n"));
 
     // WRONGTYPE both ways, and TYPE names the type.
     const WRONGTYPE: &str =
         "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n";
-    assert_eq!(call(&mut raw, &["SET", "s", "x"]), "+OK\r\n");
-    assert_eq!(call(&mut raw, &["COUPON.ISSUE", "s", "u"]), WRONGTYPE);
-    assert_eq!(call(&mut raw, &["COUPON.INFO", "s"]), WRONGTYPE);
-    assert_eq!(call(&mut raw, &["COUPON.CREATE", "s", "3"]), WRONGTYPE);
-    assert_eq!(call(&mut raw, &["GET", "ev"]), WRONGTYPE);
-    assert_eq!(call(&mut raw, &["SADD", "ev", "m"]), WRONGTYPE);
-    assert_eq!(call(&mut raw, &["INCR", "ev"]), WRONGTYPE);
-    assert_eq!(call(&mut raw, &["TYPE", "ev"]), "+coupon\r\n");
-    assert_eq!(call(&mut raw, &["DEL", "ev"]), ":1\r\n");
+    assert_eq!(raw.call(&["SET", "s", "x"]), "+OK\r\n");
+    assert_eq!(raw.call(&["COUPON.ISSUE", "s", "u"]), WRONGTYPE);
+    assert_eq!(raw.call(&["COUPON.INFO", "s"]), WRONGTYPE);
+    assert_eq!(raw.call(&["COUPON.CREATE", "s", "3"]), WRONGTYPE);
+    assert_eq!(raw.call(&["GET", "ev"]), WRONGTYPE);
+    assert_eq!(raw.call(&["SADD", "ev", "m"]), WRONGTYPE);
+    assert_eq!(raw.call(&["INCR", "ev"]), WRONGTYPE);
+    assert_eq!(raw.call(&["TYPE", "ev"]), "+coupon\r\n");
+    assert_eq!(raw.call(&["DEL", "ev"]), ":1\r\n");
     assert_eq!(
-        call(&mut raw, &["COUPON.INFO", "ev"]),
+        raw.call(&["COUPON.INFO", "ev"]),
         "-ERR no such coupon event\r\n"
     );
 }
@@ -358,22 +345,22 @@ fn request_ids_and_restart() {
     let (_dir, mut server) = start("coupon-restart");
     let mut raw = server.raw();
     assert_eq!(
-        call(&mut raw, &["COUPON.CREATE", "ev", "5", "PERUSER", "2"]),
+        raw.call(&["COUPON.CREATE", "ev", "5", "PERUSER", "2"]),
         "+OK\r\n"
     );
-    let first = call(&mut raw, &["COUPON.ISSUE", "ev", "alice", "ID", "req-1"]);
+    let first = raw.call(&["COUPON.ISSUE", "ev", "alice", "ID", "req-1"]);
     assert_eq!(first, "*3\r\n$6\r\nISSUED\r\n:1\r\n:4\r\n");
-    call(&mut raw, &["COUPON.ISSUE", "ev", "bob"]);
-    call(&mut raw, &["COUPON.ISSUE", "ev", "alice"]);
-    call(&mut raw, &["COUPON.ISSUE", "ev", "carol"]);
-    call(&mut raw, &["COUPON.REVOKE", "ev", "bob"]);
+    raw.call(&["COUPON.ISSUE", "ev", "bob"]);
+    raw.call(&["COUPON.ISSUE", "ev", "alice"]);
+    raw.call(&["COUPON.ISSUE", "ev", "carol"]);
+    raw.call(&["COUPON.REVOKE", "ev", "bob"]);
     // The repeat replays the first reply (remaining 4, not today's value) and changes nothing.
     assert_eq!(
-        call(&mut raw, &["COUPON.ISSUE", "ev", "alice", "ID", "req-1"]),
+        raw.call(&["COUPON.ISSUE", "ev", "alice", "ID", "req-1"]),
         first
     );
-    let info = call(&mut raw, &["COUPON.INFO", "ev"]);
-    let holders = call(&mut raw, &["COUPON.HOLDERS", "ev", "0", "100"]);
+    let info = raw.call(&["COUPON.INFO", "ev"]);
+    let holders = raw.call(&["COUPON.HOLDERS", "ev", "0", "100"]);
     assert!(
         info.contains("$6\r\nissued\r\n:4\r\n$9\r\nremaining\r\n:2\r\n$7\r\nrevoked\r\n:1\r\n"),
         "{info}"
@@ -381,20 +368,17 @@ fn request_ids_and_restart() {
 
     server.restart();
     let mut raw = server.raw();
-    assert_eq!(call(&mut raw, &["COUPON.INFO", "ev"]), info);
+    assert_eq!(raw.call(&["COUPON.INFO", "ev"]), info);
+    assert_eq!(raw.call(&["COUPON.HOLDERS", "ev", "0", "100"]), holders);
     assert_eq!(
-        call(&mut raw, &["COUPON.HOLDERS", "ev", "0", "100"]),
-        holders
-    );
-    assert_eq!(
-        call(&mut raw, &["COUPON.ISSUE", "ev", "alice", "ID", "req-1"]),
+        raw.call(&["COUPON.ISSUE", "ev", "alice", "ID", "req-1"]),
         first
     );
-    assert_eq!(call(&mut raw, &["COUPON.INFO", "ev"]), info);
-    assert_eq!(call(&mut raw, &["TYPE", "ev"]), "+coupon\r\n");
+    assert_eq!(raw.call(&["COUPON.INFO", "ev"]), info);
+    assert_eq!(raw.call(&["TYPE", "ev"]), "+coupon\r\n");
     // Issuing continues where it stopped: the next number is 5.
     assert_eq!(
-        call(&mut raw, &["COUPON.ISSUE", "ev", "dave"]),
+        raw.call(&["COUPON.ISSUE", "ev", "dave"]),
         "*3\r\n$6\r\nISSUED\r\n:5\r\n:1\r\n"
     );
 }

@@ -6,20 +6,9 @@ mod common;
 use std::collections::HashSet;
 use std::sync::{Arc, Barrier};
 
-use common::{RawClient, Server, TempDir};
+use common::{start, RawClient};
 
 const WRONGTYPE: &str = "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n";
-
-fn call(raw: &mut RawClient, arguments: &[&str]) -> String {
-    raw.command(arguments);
-    raw.read_reply_string()
-}
-
-fn start(label: &str) -> (TempDir, Server) {
-    let dir = TempDir::new(label);
-    let server = Server::start(dir.path(), &["--appendfsync", "always"]);
-    (dir, server)
-}
 
 /// Walks a post's likers with LIKE.LIST from `cursor` to the end.
 fn walk(
@@ -47,24 +36,24 @@ fn walk(
 /// The reply shapes, identical in RESP2 and RESP3 except for nothing: LIKE.* answers arrays of integers
 /// and bulk strings only.
 fn check_replies(raw: &mut RawClient) {
-    assert_eq!(call(raw, &["LIKE.ADD", "p", "1"]), "*2\r\n:1\r\n:1\r\n");
-    assert_eq!(call(raw, &["LIKE.ADD", "p", "1"]), "*2\r\n:0\r\n:1\r\n");
-    assert_eq!(call(raw, &["LIKE.ADD", "p", "alice"]), "*2\r\n:1\r\n:2\r\n");
-    assert_eq!(call(raw, &["LIKE.ADD", "p", "3"]), "*2\r\n:1\r\n:3\r\n");
-    assert_eq!(call(raw, &["LIKE.HAS", "p", "alice"]), ":1\r\n");
-    assert_eq!(call(raw, &["LIKE.HAS", "p", "bob"]), ":0\r\n");
-    assert_eq!(call(raw, &["LIKE.HAS", "missing", "bob"]), ":0\r\n");
-    assert_eq!(call(raw, &["LIKE.ADD", "q", "alice"]), "*2\r\n:1\r\n:1\r\n");
+    assert_eq!(raw.call(&["LIKE.ADD", "p", "1"]), "*2\r\n:1\r\n:1\r\n");
+    assert_eq!(raw.call(&["LIKE.ADD", "p", "1"]), "*2\r\n:0\r\n:1\r\n");
+    assert_eq!(raw.call(&["LIKE.ADD", "p", "alice"]), "*2\r\n:1\r\n:2\r\n");
+    assert_eq!(raw.call(&["LIKE.ADD", "p", "3"]), "*2\r\n:1\r\n:3\r\n");
+    assert_eq!(raw.call(&["LIKE.HAS", "p", "alice"]), ":1\r\n");
+    assert_eq!(raw.call(&["LIKE.HAS", "p", "bob"]), ":0\r\n");
+    assert_eq!(raw.call(&["LIKE.HAS", "missing", "bob"]), ":0\r\n");
+    assert_eq!(raw.call(&["LIKE.ADD", "q", "alice"]), "*2\r\n:1\r\n:1\r\n");
     assert_eq!(
-        call(raw, &["LIKE.MHAS", "alice", "p", "missing", "q"]),
+        raw.call(&["LIKE.MHAS", "alice", "p", "missing", "q"]),
         "*3\r\n:1\r\n:0\r\n:1\r\n"
     );
     assert_eq!(
-        call(raw, &["LIKE.COUNT", "p", "missing", "q"]),
+        raw.call(&["LIKE.COUNT", "p", "missing", "q"]),
         "*3\r\n:3\r\n:0\r\n:1\r\n"
     );
     // Newest first; the cursor is a bulk string, "0" once the walk is over.
-    let first = call(raw, &["LIKE.LIST", "p", "0", "2"]);
+    let first = raw.call(&["LIKE.LIST", "p", "0", "2"]);
     assert!(first.starts_with("*2\r\n$"), "{first}");
     assert!(
         first.ends_with("*2\r\n$1\r\n3\r\n$5\r\nalice\r\n"),
@@ -73,33 +62,33 @@ fn check_replies(raw: &mut RawClient) {
     let cursor = first.split("\r\n").nth(2).unwrap().to_string();
     assert_ne!(cursor, "0");
     assert_eq!(
-        call(raw, &["LIKE.LIST", "p", &cursor, "2"]),
+        raw.call(&["LIKE.LIST", "p", &cursor, "2"]),
         "*2\r\n$1\r\n0\r\n*1\r\n$1\r\n1\r\n"
     );
     assert_eq!(
-        call(raw, &["LIKE.LIST", "missing", "0", "10"]),
+        raw.call(&["LIKE.LIST", "missing", "0", "10"]),
         "*2\r\n$1\r\n0\r\n*0\r\n"
     );
     assert_eq!(
-        call(raw, &["LIKE.REMOVE", "p", "alice"]),
+        raw.call(&["LIKE.REMOVE", "p", "alice"]),
         "*2\r\n:1\r\n:2\r\n"
     );
     assert_eq!(
-        call(raw, &["LIKE.REMOVE", "p", "alice"]),
+        raw.call(&["LIKE.REMOVE", "p", "alice"]),
         "*2\r\n:0\r\n:2\r\n"
     );
     assert_eq!(
-        call(raw, &["LIKE.REMOVE", "missing", "x"]),
+        raw.call(&["LIKE.REMOVE", "missing", "x"]),
         "*2\r\n:0\r\n:0\r\n"
     );
-    assert_eq!(call(raw, &["TYPE", "p"]), "+likes\r\n");
+    assert_eq!(raw.call(&["TYPE", "p"]), "+likes\r\n");
     // A post left empty is deleted.
     assert_eq!(
-        call(raw, &["LIKE.REMOVE", "q", "alice"]),
+        raw.call(&["LIKE.REMOVE", "q", "alice"]),
         "*2\r\n:1\r\n:0\r\n"
     );
-    assert_eq!(call(raw, &["EXISTS", "q"]), ":0\r\n");
-    assert_eq!(call(raw, &["TYPE", "q"]), "+none\r\n");
+    assert_eq!(raw.call(&["EXISTS", "q"]), ":0\r\n");
+    assert_eq!(raw.call(&["TYPE", "q"]), "+none\r\n");
 }
 
 #[test]
@@ -112,7 +101,7 @@ fn replies_in_resp2() {
 fn replies_in_resp3() {
     let (_dir, server) = start("likes-resp3");
     let mut raw = server.raw();
-    assert!(call(&mut raw, &["HELLO", "3"]).starts_with('%'));
+    assert!(raw.call(&["HELLO", "3"]).starts_with('%'));
     check_replies(&mut raw);
 }
 
@@ -120,11 +109,8 @@ fn replies_in_resp3() {
 fn errors_and_types() {
     let (_dir, server) = start("likes-errors");
     let mut raw = server.raw();
-    assert_eq!(
-        call(&mut raw, &["LIKE.ADD", "p", "1"]),
-        "*2\r\n:1\r\n:1\r\n"
-    );
-    assert_eq!(call(&mut raw, &["SADD", "set", "m"]), ":1\r\n");
+    assert_eq!(raw.call(&["LIKE.ADD", "p", "1"]), "*2\r\n:1\r\n:1\r\n");
+    assert_eq!(raw.call(&["SADD", "set", "m"]), ":1\r\n");
     let long_user = "x".repeat(257);
     let errors: &[(&[&str], &str)] = &[
         (
@@ -181,19 +167,19 @@ fn errors_and_types() {
         (&["CL.THROTTLE", "p", "1", "1", "1"], WRONGTYPE),
     ];
     for (arguments, expected) in errors {
-        assert_eq!(&call(&mut raw, arguments), expected, "{arguments:?}");
+        assert_eq!(&raw.call(arguments), expected, "{arguments:?}");
     }
     assert_eq!(
-        call(&mut raw, &["LIKE.ADD", "new", &long_user]),
+        raw.call(&["LIKE.ADD", "new", &long_user]),
         "-ERR user id longer than 256 bytes\r\n"
     );
     assert_eq!(
-        call(&mut raw, &["EXISTS", "new"]),
+        raw.call(&["EXISTS", "new"]),
         ":0\r\n",
         "a refused like creates nothing"
     );
-    assert_eq!(call(&mut raw, &["LIKE.COUNT", "p"]), "*1\r\n:1\r\n");
-    assert_eq!(call(&mut raw, &["TYPE", "set"]), "+set\r\n");
+    assert_eq!(raw.call(&["LIKE.COUNT", "p"]), "*1\r\n:1\r\n");
+    assert_eq!(raw.call(&["TYPE", "set"]), "+set\r\n");
 }
 
 /// 10 clients like overlapping ranges of users: the count is the number of distinct users, and exactly

@@ -6,20 +6,9 @@ mod common;
 
 use std::sync::{Arc, Barrier};
 
-use common::{wait_until, RawClient, Server, TempDir};
+use common::{log_contains, start, wait_until, RawClient};
 
 const WRONGTYPE: &str = "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n";
-
-fn call(raw: &mut RawClient, arguments: &[&str]) -> String {
-    raw.command(arguments);
-    raw.read_reply_string()
-}
-
-fn start(label: &str) -> (TempDir, Server) {
-    let dir = TempDir::new(label);
-    let server = Server::start(dir.path(), &["--appendfsync", "always"]);
-    (dir, server)
-}
 
 /// A logged command as the log's payload spells it: each argument as a little-endian u32 length and its
 /// bytes (see `aof::payload`).
@@ -32,72 +21,64 @@ fn logged(arguments: &[&str]) -> Vec<u8> {
     bytes
 }
 
-/// True once the log in `dir` holds `needle`.
-fn log_contains(dir: &std::path::Path, needle: &[u8]) -> bool {
-    std::fs::read_dir(dir).unwrap().any(|entry| {
-        let bytes = std::fs::read(entry.unwrap().path()).unwrap_or_default();
-        bytes.windows(needle.len()).any(|window| window == needle)
-    })
-}
-
 /// Every reply shape; `null` is how the protocol spells a null.
 fn check_replies(raw: &mut RawClient, null: &str) {
-    assert_eq!(call(raw, &["QUEUE.POS", "room", "a"]), null);
-    assert_eq!(call(raw, &["QUEUE.LEN", "room"]), ":0\r\n");
-    assert_eq!(call(raw, &["QUEUE.PASS", "room", "a"]), ":0\r\n");
-    assert_eq!(call(raw, &["QUEUE.LEAVE", "room", "a"]), ":0\r\n");
-    assert_eq!(call(raw, &["QUEUE.ADMIT", "room", "5", "1000"]), "*0\r\n");
-    assert_eq!(call(raw, &["EXISTS", "room"]), ":0\r\n");
+    assert_eq!(raw.call(&["QUEUE.POS", "room", "a"]), null);
+    assert_eq!(raw.call(&["QUEUE.LEN", "room"]), ":0\r\n");
+    assert_eq!(raw.call(&["QUEUE.PASS", "room", "a"]), ":0\r\n");
+    assert_eq!(raw.call(&["QUEUE.LEAVE", "room", "a"]), ":0\r\n");
+    assert_eq!(raw.call(&["QUEUE.ADMIT", "room", "5", "1000"]), "*0\r\n");
+    assert_eq!(raw.call(&["EXISTS", "room"]), ":0\r\n");
     for (position, user) in ["a", "b", "c", "d"].into_iter().enumerate() {
         assert_eq!(
-            call(raw, &["QUEUE.JOIN", "room", user]),
+            raw.call(&["QUEUE.JOIN", "room", user]),
             format!(":{}\r\n", position + 1)
         );
     }
     assert_eq!(
-        call(raw, &["QUEUE.JOIN", "room", "b"]),
+        raw.call(&["QUEUE.JOIN", "room", "b"]),
         ":2\r\n",
         "joining again keeps one's place"
     );
-    assert_eq!(call(raw, &["QUEUE.POS", "room", "c"]), ":3\r\n");
-    assert_eq!(call(raw, &["QUEUE.LEN", "room"]), ":4\r\n");
+    assert_eq!(raw.call(&["QUEUE.POS", "room", "c"]), ":3\r\n");
+    assert_eq!(raw.call(&["QUEUE.LEN", "room"]), ":4\r\n");
     assert_eq!(
-        call(raw, &["QUEUE.ADMIT", "room", "2", "600000"]),
+        raw.call(&["QUEUE.ADMIT", "room", "2", "600000"]),
         "*2\r\n$1\r\na\r\n$1\r\nb\r\n"
     );
-    assert_eq!(call(raw, &["QUEUE.POS", "room", "a"]), ":0\r\n");
-    assert_eq!(call(raw, &["QUEUE.JOIN", "room", "a"]), ":0\r\n");
-    assert_eq!(call(raw, &["QUEUE.PASS", "room", "a"]), ":1\r\n");
-    assert_eq!(call(raw, &["QUEUE.PASS", "room", "c"]), ":0\r\n");
-    assert_eq!(call(raw, &["QUEUE.POS", "room", "c"]), ":1\r\n");
-    assert_eq!(call(raw, &["QUEUE.LEN", "room"]), ":2\r\n");
-    assert_eq!(call(raw, &["QUEUE.LEAVE", "room", "c"]), ":1\r\n");
-    assert_eq!(call(raw, &["QUEUE.LEAVE", "room", "c"]), ":0\r\n");
-    assert_eq!(call(raw, &["QUEUE.POS", "room", "c"]), null);
-    assert_eq!(call(raw, &["QUEUE.POS", "room", "d"]), ":1\r\n");
+    assert_eq!(raw.call(&["QUEUE.POS", "room", "a"]), ":0\r\n");
+    assert_eq!(raw.call(&["QUEUE.JOIN", "room", "a"]), ":0\r\n");
+    assert_eq!(raw.call(&["QUEUE.PASS", "room", "a"]), ":1\r\n");
+    assert_eq!(raw.call(&["QUEUE.PASS", "room", "c"]), ":0\r\n");
+    assert_eq!(raw.call(&["QUEUE.POS", "room", "c"]), ":1\r\n");
+    assert_eq!(raw.call(&["QUEUE.LEN", "room"]), ":2\r\n");
+    assert_eq!(raw.call(&["QUEUE.LEAVE", "room", "c"]), ":1\r\n");
+    assert_eq!(raw.call(&["QUEUE.LEAVE", "room", "c"]), ":0\r\n");
+    assert_eq!(raw.call(&["QUEUE.POS", "room", "c"]), null);
+    assert_eq!(raw.call(&["QUEUE.POS", "room", "d"]), ":1\r\n");
     assert_eq!(
-        call(raw, &["QUEUE.LEAVE", "room", "a"]),
+        raw.call(&["QUEUE.LEAVE", "room", "a"]),
         ":1\r\n",
         "a pass is given back"
     );
-    assert_eq!(call(raw, &["QUEUE.PASS", "room", "a"]), ":0\r\n");
+    assert_eq!(raw.call(&["QUEUE.PASS", "room", "a"]), ":0\r\n");
     assert_eq!(
-        call(raw, &["QUEUE.CONFIG", "room", "IDLE", "60000"]),
+        raw.call(&["QUEUE.CONFIG", "room", "IDLE", "60000"]),
         "+OK\r\n"
     );
-    assert_eq!(call(raw, &["QUEUE.CONFIG", "room", "idle", "0"]), "+OK\r\n");
-    assert_eq!(call(raw, &["TYPE", "room"]), "+queue\r\n");
+    assert_eq!(raw.call(&["QUEUE.CONFIG", "room", "idle", "0"]), "+OK\r\n");
+    assert_eq!(raw.call(&["TYPE", "room"]), "+queue\r\n");
     // Vacant and unconfigured: the room goes.
-    assert_eq!(call(raw, &["QUEUE.LEAVE", "room", "b"]), ":1\r\n");
-    assert_eq!(call(raw, &["QUEUE.LEAVE", "room", "d"]), ":1\r\n");
-    assert_eq!(call(raw, &["EXISTS", "room"]), ":0\r\n");
+    assert_eq!(raw.call(&["QUEUE.LEAVE", "room", "b"]), ":1\r\n");
+    assert_eq!(raw.call(&["QUEUE.LEAVE", "room", "d"]), ":1\r\n");
+    assert_eq!(raw.call(&["EXISTS", "room"]), ":0\r\n");
     // A configured room stays while empty.
     assert_eq!(
-        call(raw, &["QUEUE.CONFIG", "room", "IDLE", "60000"]),
+        raw.call(&["QUEUE.CONFIG", "room", "IDLE", "60000"]),
         "+OK\r\n"
     );
-    assert_eq!(call(raw, &["TYPE", "room"]), "+queue\r\n");
-    assert_eq!(call(raw, &["QUEUE.LEN", "room"]), ":0\r\n");
+    assert_eq!(raw.call(&["TYPE", "room"]), "+queue\r\n");
+    assert_eq!(raw.call(&["QUEUE.LEN", "room"]), ":0\r\n");
 }
 
 #[test]
@@ -110,7 +91,7 @@ fn replies_in_resp2() {
 fn replies_in_resp3() {
     let (_dir, server) = start("queue-resp3");
     let mut raw = server.raw();
-    assert!(call(&mut raw, &["HELLO", "3"]).starts_with('%'));
+    assert!(raw.call(&["HELLO", "3"]).starts_with('%'));
     check_replies(&mut raw, "_\r\n");
 }
 
@@ -118,8 +99,8 @@ fn replies_in_resp3() {
 fn errors_and_types() {
     let (_dir, server) = start("queue-errors");
     let mut raw = server.raw();
-    assert_eq!(call(&mut raw, &["QUEUE.JOIN", "room", "a"]), ":1\r\n");
-    assert_eq!(call(&mut raw, &["SADD", "set", "m"]), ":1\r\n");
+    assert_eq!(raw.call(&["QUEUE.JOIN", "room", "a"]), ":1\r\n");
+    assert_eq!(raw.call(&["SADD", "set", "m"]), ":1\r\n");
     let long_user = "x".repeat(257);
     let errors: &[(&[&str], &str)] = &[
         (
@@ -183,11 +164,11 @@ fn errors_and_types() {
         (&["CL.THROTTLE", "room", "1", "1", "1"], WRONGTYPE),
     ];
     for (arguments, expected) in errors {
-        assert_eq!(&call(&mut raw, arguments), expected, "{arguments:?}");
+        assert_eq!(&raw.call(arguments), expected, "{arguments:?}");
     }
-    assert_eq!(call(&mut raw, &["EXISTS", "new", "missing"]), ":0\r\n");
-    assert_eq!(call(&mut raw, &["QUEUE.POS", "room", "a"]), ":1\r\n");
-    assert_eq!(call(&mut raw, &["QUEUE.LEN", "room"]), ":1\r\n");
+    assert_eq!(raw.call(&["EXISTS", "new", "missing"]), ":0\r\n");
+    assert_eq!(raw.call(&["QUEUE.POS", "room", "a"]), ":1\r\n");
+    assert_eq!(raw.call(&["QUEUE.LEN", "room"]), ":1\r\n");
 }
 
 /// 1000 clients join at once: positions 1..=1000, each exactly once, and the line agrees.
@@ -204,7 +185,7 @@ fn concurrent_joins_get_every_position_once() {
                 .stack_size(256 * 1024)
                 .spawn(move || {
                     barrier.wait();
-                    let reply = call(&mut raw, &["QUEUE.JOIN", "sale", &format!("user{client}")]);
+                    let reply = raw.call(&["QUEUE.JOIN", "sale", &format!("user{client}")]);
                     let position: usize = reply.trim_start_matches(':').trim_end().parse().unwrap();
                     (client, position)
                 })
@@ -217,9 +198,9 @@ fn concurrent_joins_get_every_position_once() {
     let sorted: Vec<usize> = positions.iter().map(|&(_, position)| position).collect();
     assert_eq!(sorted, (1..=CLIENTS).collect::<Vec<_>>());
     let mut raw = server.raw();
-    assert_eq!(call(&mut raw, &["QUEUE.LEN", "sale"]), ":1000\r\n");
+    assert_eq!(raw.call(&["QUEUE.LEN", "sale"]), ":1000\r\n");
     // The line is in join order: admitting lets them in by position.
-    let admitted = call(&mut raw, &["QUEUE.ADMIT", "sale", "3", "60000"]);
+    let admitted = raw.call(&["QUEUE.ADMIT", "sale", "3", "60000"]);
     let expected: String = positions[..3]
         .iter()
         .map(|&(client, _)| {
@@ -237,37 +218,37 @@ fn admit_leave_and_pass_expiry_move_positions() {
     let (dir, mut server) = start("queue-moves");
     let mut raw = server.raw();
     for user in ["a", "b", "c", "d", "e", "f"] {
-        call(&mut raw, &["QUEUE.JOIN", "room", user]);
+        raw.call(&["QUEUE.JOIN", "room", user]);
     }
     assert_eq!(
-        call(&mut raw, &["QUEUE.ADMIT", "room", "1", "300"]),
+        raw.call(&["QUEUE.ADMIT", "room", "1", "300"]),
         "*1\r\n$1\r\na\r\n"
     );
     assert_eq!(
-        call(&mut raw, &["QUEUE.ADMIT", "room", "1", "3600000"]),
+        raw.call(&["QUEUE.ADMIT", "room", "1", "3600000"]),
         "*1\r\n$1\r\nb\r\n"
     );
-    assert_eq!(call(&mut raw, &["QUEUE.POS", "room", "e"]), ":3\r\n");
-    assert_eq!(call(&mut raw, &["QUEUE.LEAVE", "room", "d"]), ":1\r\n");
-    assert_eq!(call(&mut raw, &["QUEUE.POS", "room", "e"]), ":2\r\n");
-    assert_eq!(call(&mut raw, &["QUEUE.POS", "room", "f"]), ":3\r\n");
-    assert_eq!(call(&mut raw, &["QUEUE.POS", "room", "a"]), ":0\r\n");
+    assert_eq!(raw.call(&["QUEUE.POS", "room", "e"]), ":3\r\n");
+    assert_eq!(raw.call(&["QUEUE.LEAVE", "room", "d"]), ":1\r\n");
+    assert_eq!(raw.call(&["QUEUE.POS", "room", "e"]), ":2\r\n");
+    assert_eq!(raw.call(&["QUEUE.POS", "room", "f"]), ":3\r\n");
+    assert_eq!(raw.call(&["QUEUE.POS", "room", "a"]), ":0\r\n");
     // Nobody touches a: the active cycle forgets its pass and logs it.
     wait_until("the active cycle logs the pass expiry", || {
         log_contains(dir.path(), &logged(&["QUEUE.LEAVE", "room", "a"]))
     });
-    assert_eq!(call(&mut raw, &["QUEUE.PASS", "room", "a"]), ":0\r\n");
-    assert_eq!(call(&mut raw, &["QUEUE.POS", "room", "a"]), "$-1\r\n");
-    assert_eq!(call(&mut raw, &["QUEUE.PASS", "room", "b"]), ":1\r\n");
+    assert_eq!(raw.call(&["QUEUE.PASS", "room", "a"]), ":0\r\n");
+    assert_eq!(raw.call(&["QUEUE.POS", "room", "a"]), "$-1\r\n");
+    assert_eq!(raw.call(&["QUEUE.PASS", "room", "b"]), ":1\r\n");
     // After its pass, a joins at the back.
-    assert_eq!(call(&mut raw, &["QUEUE.JOIN", "room", "a"]), ":4\r\n");
+    assert_eq!(raw.call(&["QUEUE.JOIN", "room", "a"]), ":4\r\n");
     let state = |raw: &mut RawClient| -> Vec<String> {
         let mut answers: Vec<String> = ["a", "b", "c", "d", "e", "f"]
             .iter()
-            .map(|user| call(raw, &["QUEUE.POS", "room", user]))
+            .map(|user| raw.call(&["QUEUE.POS", "room", user]))
             .collect();
-        answers.push(call(raw, &["QUEUE.LEN", "room"]));
-        answers.push(call(raw, &["QUEUE.PASS", "room", "b"]));
+        answers.push(raw.call(&["QUEUE.LEN", "room"]));
+        answers.push(raw.call(&["QUEUE.PASS", "room", "b"]));
         answers
     };
     let before = state(&mut raw);
@@ -287,26 +268,26 @@ fn idle_timeout_drops_a_silent_waiter() {
     let (dir, mut server) = start("queue-idle");
     let mut raw = server.raw();
     assert_eq!(
-        call(&mut raw, &["QUEUE.CONFIG", "room", "IDLE", "300"]),
+        raw.call(&["QUEUE.CONFIG", "room", "IDLE", "300"]),
         "+OK\r\n"
     );
-    assert_eq!(call(&mut raw, &["QUEUE.JOIN", "room", "silent"]), ":1\r\n");
-    assert_eq!(call(&mut raw, &["QUEUE.JOIN", "room", "polling"]), ":2\r\n");
+    assert_eq!(raw.call(&["QUEUE.JOIN", "room", "silent"]), ":1\r\n");
+    assert_eq!(raw.call(&["QUEUE.JOIN", "room", "polling"]), ":2\r\n");
     wait_until("the silent waiter is dropped", || {
         // The poll keeps `polling`'s place while we wait.
-        let position = call(&mut raw, &["QUEUE.POS", "room", "polling"]);
+        let position = raw.call(&["QUEUE.POS", "room", "polling"]);
         assert!(position == ":2\r\n" || position == ":1\r\n", "{position}");
-        call(&mut raw, &["QUEUE.LEN", "room"]) == ":1\r\n"
+        raw.call(&["QUEUE.LEN", "room"]) == ":1\r\n"
     });
     assert!(log_contains(
         dir.path(),
         &logged(&["QUEUE.LEAVE", "room", "silent"])
     ));
-    assert_eq!(call(&mut raw, &["QUEUE.POS", "room", "polling"]), ":1\r\n");
-    assert_eq!(call(&mut raw, &["QUEUE.POS", "room", "silent"]), "$-1\r\n");
+    assert_eq!(raw.call(&["QUEUE.POS", "room", "polling"]), ":1\r\n");
+    assert_eq!(raw.call(&["QUEUE.POS", "room", "silent"]), "$-1\r\n");
     server.restart();
     let mut raw = server.raw();
-    assert_eq!(call(&mut raw, &["QUEUE.LEN", "room"]), ":1\r\n");
-    assert_eq!(call(&mut raw, &["QUEUE.POS", "room", "silent"]), "$-1\r\n");
-    assert_eq!(call(&mut raw, &["QUEUE.JOIN", "room", "silent"]), ":2\r\n");
+    assert_eq!(raw.call(&["QUEUE.LEN", "room"]), ":1\r\n");
+    assert_eq!(raw.call(&["QUEUE.POS", "room", "silent"]), "$-1\r\n");
+    assert_eq!(raw.call(&["QUEUE.JOIN", "room", "silent"]), ":2\r\n");
 }

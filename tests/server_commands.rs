@@ -7,13 +7,7 @@ use std::collections::HashSet;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{wait_until, RawClient, Server, TempDir};
-
-fn start(label: &str) -> (TempDir, Server) {
-    let dir = TempDir::new(label);
-    let server = Server::start(dir.path(), &[]);
-    (dir, server)
-}
+use common::{start, wait_until, RawClient, Server, TempDir};
 
 /// The integer of a `:<n>\r\n` reply.
 fn integer(reply: &str) -> i64 {

@@ -2,13 +2,7 @@
 //! Redis's `tests/unit/protocol.tcl`), RESP3 through HELLO, and transactions (MULTI/EXEC/DISCARD/WATCH).
 mod common;
 
-use common::{wait_until, Server, TempDir};
-
-fn start(label: &str) -> (TempDir, Server) {
-    let dir = TempDir::new(label);
-    let server = Server::start(dir.path(), &[]);
-    (dir, server)
-}
+use common::{start, wait_until, Server};
 
 // --- Pipelining ---
 

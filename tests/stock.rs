@@ -6,18 +6,7 @@ mod common;
 
 use std::sync::{Arc, Barrier};
 
-use common::{wait_until, RawClient, Server, TempDir};
-
-fn call(raw: &mut RawClient, arguments: &[&str]) -> String {
-    raw.command(arguments);
-    raw.read_reply_string()
-}
-
-fn start(label: &str) -> (TempDir, Server) {
-    let dir = TempDir::new(label);
-    let server = Server::start(dir.path(), &["--appendfsync", "always"]);
-    (dir, server)
-}
+use common::{log_contains, start, wait_until};
 
 /// The RESP2 STOCK.INFO reply for these counts.
 fn info2(available: u64, reserved: u64, sold: u64, reservations: u64) -> String {
@@ -28,100 +17,92 @@ fn info2(available: u64, reserved: u64, sold: u64, reservations: u64) -> String 
     )
 }
 
-/// True once the log in `dir` holds `needle`.
-fn log_contains(dir: &std::path::Path, needle: &[u8]) -> bool {
-    std::fs::read_dir(dir).unwrap().any(|entry| {
-        let bytes = std::fs::read(entry.unwrap().path()).unwrap_or_default();
-        bytes.windows(needle.len()).any(|window| window == needle)
-    })
-}
-
 #[test]
 fn replies_in_resp2() {
     let (_dir, server) = start("stock-resp2");
     let mut raw = server.raw();
-    assert_eq!(call(&mut raw, &["STOCK.SET", "sku", "5"]), "+OK\r\n");
-    assert_eq!(call(&mut raw, &["STOCK.ADD", "sku", "3"]), ":8\r\n");
-    assert_eq!(call(&mut raw, &["STOCK.ADD", "new", "2"]), ":2\r\n");
+    assert_eq!(raw.call(&["STOCK.SET", "sku", "5"]), "+OK\r\n");
+    assert_eq!(raw.call(&["STOCK.ADD", "sku", "3"]), ":8\r\n");
+    assert_eq!(raw.call(&["STOCK.ADD", "new", "2"]), ":2\r\n");
     assert_eq!(
-        call(&mut raw, &["STOCK.TAKE", "sku", "2"]),
+        raw.call(&["STOCK.TAKE", "sku", "2"]),
         "*2\r\n$2\r\nOK\r\n:6\r\n"
     );
     assert_eq!(
-        call(&mut raw, &["STOCK.TAKE", "sku", "7"]),
+        raw.call(&["STOCK.TAKE", "sku", "7"]),
         "*2\r\n$7\r\nSOLDOUT\r\n:6\r\n"
     );
     assert_eq!(
-        call(&mut raw, &["STOCK.RESERVE", "sku", "2", "60000"]),
+        raw.call(&["STOCK.RESERVE", "sku", "2", "60000"]),
         "*3\r\n$2\r\nOK\r\n:1\r\n:4\r\n"
     );
     assert_eq!(
-        call(&mut raw, &["STOCK.RESERVE", "sku", "3", "60000"]),
+        raw.call(&["STOCK.RESERVE", "sku", "3", "60000"]),
         "*3\r\n$2\r\nOK\r\n:2\r\n:1\r\n"
     );
     assert_eq!(
-        call(&mut raw, &["STOCK.RESERVE", "sku", "2", "60000"]),
+        raw.call(&["STOCK.RESERVE", "sku", "2", "60000"]),
         "*3\r\n$7\r\nSOLDOUT\r\n$-1\r\n:1\r\n"
     );
-    assert_eq!(call(&mut raw, &["STOCK.INFO", "sku"]), info2(1, 5, 2, 2));
+    assert_eq!(raw.call(&["STOCK.INFO", "sku"]), info2(1, 5, 2, 2));
     assert_eq!(
-        call(&mut raw, &["STOCK.CONFIRM", "sku", "1"]),
+        raw.call(&["STOCK.CONFIRM", "sku", "1"]),
         "$9\r\nCONFIRMED\r\n"
     );
     assert_eq!(
-        call(&mut raw, &["STOCK.CONFIRM", "sku", "1"]),
+        raw.call(&["STOCK.CONFIRM", "sku", "1"]),
         "$9\r\nCONFIRMED\r\n"
     );
     assert_eq!(
-        call(&mut raw, &["STOCK.RELEASE", "sku", "1"]),
+        raw.call(&["STOCK.RELEASE", "sku", "1"]),
         "$9\r\nCONFIRMED\r\n"
     );
     assert_eq!(
-        call(&mut raw, &["STOCK.RELEASE", "sku", "2"]),
+        raw.call(&["STOCK.RELEASE", "sku", "2"]),
         "$8\r\nRELEASED\r\n"
     );
     assert_eq!(
-        call(&mut raw, &["STOCK.CONFIRM", "sku", "2"]),
+        raw.call(&["STOCK.CONFIRM", "sku", "2"]),
         "$8\r\nRELEASED\r\n"
     );
     assert_eq!(
-        call(&mut raw, &["STOCK.CONFIRM", "sku", "99"]),
+        raw.call(&["STOCK.CONFIRM", "sku", "99"]),
         "$7\r\nUNKNOWN\r\n"
     );
-    assert_eq!(call(&mut raw, &["STOCK.INFO", "sku"]), info2(4, 0, 4, 0));
+    assert_eq!(raw.call(&["STOCK.INFO", "sku"]), info2(4, 0, 4, 0));
     // SET corrects the shelf count; sales stand.
-    assert_eq!(call(&mut raw, &["STOCK.SET", "sku", "10"]), "+OK\r\n");
-    assert_eq!(call(&mut raw, &["STOCK.INFO", "sku"]), info2(10, 0, 4, 0));
-    assert_eq!(call(&mut raw, &["STOCK.SET", "empty", "0"]), "+OK\r\n");
-    assert_eq!(call(&mut raw, &["STOCK.INFO", "empty"]), info2(0, 0, 0, 0));
-    assert_eq!(call(&mut raw, &["TYPE", "sku"]), "+stock\r\n");
+    assert_eq!(raw.call(&["STOCK.SET", "sku", "10"]), "+OK\r\n");
+    assert_eq!(raw.call(&["STOCK.INFO", "sku"]), info2(10, 0, 4, 0));
+    assert_eq!(raw.call(&["STOCK.SET", "empty", "0"]), "+OK\r\n");
+    assert_eq!(raw.call(&["STOCK.INFO", "empty"]), info2(0, 0, 0, 0));
+    assert_eq!(raw.call(&["TYPE", "sku"]), "+stock\r\n");
 }
 
 #[test]
 fn replies_in_resp3() {
     let (_dir, server) = start("stock-resp3");
     let mut raw = server.raw();
-    assert!(call(&mut raw, &["HELLO", "3"]).starts_with('%'));
-    assert_eq!(call(&mut raw, &["STOCK.SET", "sku", "1"]), "+OK\r\n");
+    assert!(raw.call(&["HELLO", "3"]).starts_with('%'));
+    assert_eq!(raw.call(&["STOCK.SET", "sku", "1"]), "+OK\r\n");
     assert_eq!(
-        call(&mut raw, &["STOCK.RESERVE", "sku", "1", "60000"]),
+        raw.call(&["STOCK.RESERVE", "sku", "1", "60000"]),
         "*3\r\n$2\r\nOK\r\n:1\r\n:0\r\n"
     );
     assert_eq!(
-        call(&mut raw, &["STOCK.RESERVE", "sku", "1", "60000"]),
+        raw.call(&["STOCK.RESERVE", "sku", "1", "60000"]),
         "*3\r\n$7\r\nSOLDOUT\r\n_\r\n:0\r\n"
     );
     assert_eq!(
-        call(&mut raw, &["STOCK.TAKE", "sku", "1"]),
+        raw.call(&["STOCK.TAKE", "sku", "1"]),
         "*2\r\n$7\r\nSOLDOUT\r\n:0\r\n"
     );
     assert_eq!(
-        call(&mut raw, &["STOCK.INFO", "sku"]),
+        raw.call(&["STOCK.INFO", "sku"]),
         "%5\r\n$9\r\navailable\r\n:0\r\n$8\r\nreserved\r\n:1\r\n$4\r\nsold\r\n:0\r\n\
          $12\r\nreservations\r\n:1\r\n$8\r\nsupplied\r\n:1\r\n"
     );
     assert_eq!(
-        call(&mut raw, &["STOCK.INFO", "nope"]),
+        raw.call(&["STOCK.INFO", "nope"]),
         "-ERR no such stock sku\r\n"
     );
 }
@@ -130,7 +111,7 @@ fn replies_in_resp3() {
 fn errors_and_types() {
     let (_dir, server) = start("stock-errors");
     let mut raw = server.raw();
-    assert_eq!(call(&mut raw, &["STOCK.SET", "sku", "5"]), "+OK\r\n");
+    assert_eq!(raw.call(&["STOCK.SET", "sku", "5"]), "+OK\r\n");
     let errors: &[(&[&str], &str)] = &[
         (&["STOCK.TAKE", "nope", "1"], "-ERR no such stock sku\r\n"),
         (
@@ -189,36 +170,36 @@ fn errors_and_types() {
         ),
     ];
     for (arguments, expected) in errors {
-        assert_eq!(&call(&mut raw, arguments), expected, "{arguments:?}");
+        assert_eq!(&raw.call(arguments), expected, "{arguments:?}");
     }
     // One ID for two different commands on one sku is an error.
     assert_eq!(
-        call(&mut raw, &["STOCK.TAKE", "sku", "1", "ID", "r"]),
+        raw.call(&["STOCK.TAKE", "sku", "1", "ID", "r"]),
         "*2\r\n$2\r\nOK\r\n:4\r\n"
     );
     assert_eq!(
-        call(&mut raw, &["STOCK.ADD", "sku", "1", "ID", "r"]),
+        raw.call(&["STOCK.ADD", "sku", "1", "ID", "r"]),
         "-ERR request id was already used by another command on this key\r\n"
     );
-    assert_eq!(call(&mut raw, &["STOCK.INFO", "sku"]), info2(4, 0, 1, 0));
+    assert_eq!(raw.call(&["STOCK.INFO", "sku"]), info2(4, 0, 1, 0));
     assert!(
-        !call(&mut raw, &["EXISTS", "nope"]).contains(":1"),
+        !raw.call(&["EXISTS", "nope"]).contains(":1"),
         "errors create no key"
     );
 
     const WRONGTYPE: &str =
         "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n";
-    assert_eq!(call(&mut raw, &["SADD", "set", "m"]), ":1\r\n");
-    assert_eq!(call(&mut raw, &["STOCK.SET", "set", "1"]), WRONGTYPE);
-    assert_eq!(call(&mut raw, &["STOCK.ADD", "set", "1"]), WRONGTYPE);
-    assert_eq!(call(&mut raw, &["STOCK.TAKE", "set", "1"]), WRONGTYPE);
-    assert_eq!(call(&mut raw, &["STOCK.INFO", "set"]), WRONGTYPE);
-    assert_eq!(call(&mut raw, &["GET", "sku"]), WRONGTYPE);
-    assert_eq!(call(&mut raw, &["SCARD", "sku"]), WRONGTYPE);
-    assert_eq!(call(&mut raw, &["COUPON.INFO", "sku"]), WRONGTYPE);
-    assert_eq!(call(&mut raw, &["TYPE", "sku"]), "+stock\r\n");
+    assert_eq!(raw.call(&["SADD", "set", "m"]), ":1\r\n");
+    assert_eq!(raw.call(&["STOCK.SET", "set", "1"]), WRONGTYPE);
+    assert_eq!(raw.call(&["STOCK.ADD", "set", "1"]), WRONGTYPE);
+    assert_eq!(raw.call(&["STOCK.TAKE", "set", "1"]), WRONGTYPE);
+    assert_eq!(raw.call(&["STOCK.INFO", "set"]), WRONGTYPE);
+    assert_eq!(raw.call(&["GET", "sku"]), WRONGTYPE);
+    assert_eq!(raw.call(&["SCARD", "sku"]), WRONGTYPE);
+    assert_eq!(raw.call(&["COUPON.INFO", "sku"]), WRONGTYPE);
+    assert_eq!(raw.call(&["TYPE", "sku"]), "+stock\r\n");
     assert_eq!(
-        call(&mut raw, &["COMMAND", "INFO", "stock.expire"]),
+        raw.call(&["COMMAND", "INFO", "stock.expire"]),
         "*1\r\n*-1\r\n"
     );
 }
@@ -276,38 +257,38 @@ fn concurrent_takes_sell_exactly_the_stock() {
 fn reservations_expire_by_themselves() {
     let (dir, mut server) = start("stock-expiry");
     let mut raw = server.raw();
-    assert_eq!(call(&mut raw, &["STOCK.SET", "sku", "3"]), "+OK\r\n");
+    assert_eq!(raw.call(&["STOCK.SET", "sku", "3"]), "+OK\r\n");
     assert_eq!(
-        call(&mut raw, &["STOCK.RESERVE", "sku", "2", "200"]),
+        raw.call(&["STOCK.RESERVE", "sku", "2", "200"]),
         "*3\r\n$2\r\nOK\r\n:1\r\n:1\r\n"
     );
     assert_eq!(
-        call(&mut raw, &["STOCK.RESERVE", "sku", "1", "3600000"]),
+        raw.call(&["STOCK.RESERVE", "sku", "1", "3600000"]),
         "*3\r\n$2\r\nOK\r\n:2\r\n:0\r\n"
     );
     // Nothing but the server's own active cycle touches the sku from here on.
     wait_until("the active cycle logs the expiry", || {
         log_contains(dir.path(), b"STOCK.EXPIRE")
     });
-    assert_eq!(call(&mut raw, &["STOCK.INFO", "sku"]), info2(2, 1, 0, 1));
+    assert_eq!(raw.call(&["STOCK.INFO", "sku"]), info2(2, 1, 0, 1));
     assert_eq!(
-        call(&mut raw, &["STOCK.CONFIRM", "sku", "1"]),
+        raw.call(&["STOCK.CONFIRM", "sku", "1"]),
         "$7\r\nEXPIRED\r\n"
     );
     assert_eq!(
-        call(&mut raw, &["STOCK.TAKE", "sku", "2"]),
+        raw.call(&["STOCK.TAKE", "sku", "2"]),
         "*2\r\n$2\r\nOK\r\n:0\r\n"
     );
 
     server.restart();
     let mut raw = server.raw();
-    assert_eq!(call(&mut raw, &["STOCK.INFO", "sku"]), info2(0, 1, 2, 1));
+    assert_eq!(raw.call(&["STOCK.INFO", "sku"]), info2(0, 1, 2, 1));
     assert_eq!(
-        call(&mut raw, &["STOCK.CONFIRM", "sku", "1"]),
+        raw.call(&["STOCK.CONFIRM", "sku", "1"]),
         "$7\r\nEXPIRED\r\n"
     );
     assert_eq!(
-        call(&mut raw, &["STOCK.CONFIRM", "sku", "2"]),
+        raw.call(&["STOCK.CONFIRM", "sku", "2"]),
         "$9\r\nCONFIRMED\r\n"
     );
 }
@@ -319,17 +300,14 @@ fn request_ids_and_restart() {
     let (_dir, mut server) = start("stock-restart");
     let mut raw = server.raw();
     assert_eq!(
-        call(&mut raw, &["STOCK.ADD", "sku", "10", "ID", "add-1"]),
+        raw.call(&["STOCK.ADD", "sku", "10", "ID", "add-1"]),
         ":10\r\n"
     );
-    let take = call(&mut raw, &["STOCK.TAKE", "sku", "3", "ID", "take-1"]);
+    let take = raw.call(&["STOCK.TAKE", "sku", "3", "ID", "take-1"]);
     assert_eq!(take, "*2\r\n$2\r\nOK\r\n:7\r\n");
-    let reserve = call(
-        &mut raw,
-        &["STOCK.RESERVE", "sku", "2", "3600000", "ID", "res-1"],
-    );
+    let reserve = raw.call(&["STOCK.RESERVE", "sku", "2", "3600000", "ID", "res-1"]);
     assert_eq!(reserve, "*3\r\n$2\r\nOK\r\n:1\r\n:5\r\n");
-    call(&mut raw, &["STOCK.TAKE", "sku", "1"]);
+    raw.call(&["STOCK.TAKE", "sku", "1"]);
     let repeats = [
         (
             &["STOCK.ADD", "sku", "10", "ID", "add-1"][..],
@@ -342,21 +320,21 @@ fn request_ids_and_restart() {
         ),
     ];
     for (arguments, expected) in &repeats {
-        assert_eq!(&call(&mut raw, arguments), expected);
+        assert_eq!(&raw.call(arguments), expected);
     }
-    let info = call(&mut raw, &["STOCK.INFO", "sku"]);
+    let info = raw.call(&["STOCK.INFO", "sku"]);
     assert_eq!(info, info2(4, 2, 4, 1));
 
     server.restart();
     let mut raw = server.raw();
-    assert_eq!(call(&mut raw, &["STOCK.INFO", "sku"]), info);
+    assert_eq!(raw.call(&["STOCK.INFO", "sku"]), info);
     for (arguments, expected) in &repeats {
-        assert_eq!(&call(&mut raw, arguments), expected);
+        assert_eq!(&raw.call(arguments), expected);
     }
-    assert_eq!(call(&mut raw, &["STOCK.INFO", "sku"]), info);
+    assert_eq!(raw.call(&["STOCK.INFO", "sku"]), info);
     // Reservation ids continue after the restart.
     assert_eq!(
-        call(&mut raw, &["STOCK.RESERVE", "sku", "1", "3600000"]),
+        raw.call(&["STOCK.RESERVE", "sku", "1", "3600000"]),
         "*3\r\n$2\r\nOK\r\n:2\r\n:3\r\n"
     );
 }

@@ -3,20 +3,9 @@
 
 mod common;
 
-use common::{wait_until, RawClient, Server, TempDir};
+use common::{start, wait_until, RawClient};
 
 const WRONGTYPE: &str = "-WRONGTYPE Operation against a key holding the wrong kind of value\r\n";
-
-fn call(raw: &mut RawClient, arguments: &[&str]) -> String {
-    raw.command(arguments);
-    raw.read_reply_string()
-}
-
-fn start(label: &str) -> (TempDir, Server) {
-    let dir = TempDir::new(label);
-    let server = Server::start(dir.path(), &["--appendfsync", "always"]);
-    (dir, server)
-}
 
 /// The RESP reply `[limited, limit, remaining, retry_after, reset_after]`.
 fn answer(limited: i64, limit: i64, remaining: i64, retry: i64, reset: i64) -> String {
@@ -66,7 +55,7 @@ fn check_redis_cell_table(raw: &mut RawClient) {
         ),
     ];
     for (arguments, expected) in table {
-        assert_eq!(&call(raw, arguments), expected, "{arguments:?}");
+        assert_eq!(&raw.call(arguments), expected, "{arguments:?}");
     }
 }
 
@@ -75,14 +64,14 @@ fn matches_redis_cell_in_resp2() {
     let (_dir, server) = start("throttle-resp2");
     let mut raw = server.raw();
     check_redis_cell_table(&mut raw);
-    assert_eq!(call(&mut raw, &["TYPE", "user123"]), "+throttle\r\n");
+    assert_eq!(raw.call(&["TYPE", "user123"]), "+throttle\r\n");
 }
 
 #[test]
 fn matches_redis_cell_in_resp3() {
     let (_dir, server) = start("throttle-resp3");
     let mut raw = server.raw();
-    assert!(call(&mut raw, &["HELLO", "3"]).starts_with('%'));
+    assert!(raw.call(&["HELLO", "3"]).starts_with('%'));
     check_redis_cell_table(&mut raw);
 }
 
@@ -90,7 +79,7 @@ fn matches_redis_cell_in_resp3() {
 fn errors_and_types() {
     let (_dir, server) = start("throttle-errors");
     let mut raw = server.raw();
-    assert_eq!(call(&mut raw, &["SADD", "set", "m"]), ":1\r\n");
+    assert_eq!(raw.call(&["SADD", "set", "m"]), ":1\r\n");
     let errors: &[(&[&str], &str)] = &[
         (
             &["CL.THROTTLE", "k", "x", "1", "1"],
@@ -139,15 +128,15 @@ fn errors_and_types() {
         (&["CL.THROTTLE", "set", "1", "1", "1"], WRONGTYPE),
     ];
     for (arguments, expected) in errors {
-        assert_eq!(&call(&mut raw, arguments), expected, "{arguments:?}");
+        assert_eq!(&raw.call(arguments), expected, "{arguments:?}");
     }
     assert_eq!(
-        call(&mut raw, &["EXISTS", "k"]),
+        raw.call(&["EXISTS", "k"]),
         ":0\r\n",
         "errors create nothing"
     );
     assert_eq!(
-        call(&mut raw, &["CL.THROTTLE", "k", "1", "1", "60"]),
+        raw.call(&["CL.THROTTLE", "k", "1", "1", "60"]),
         answer(0, 2, 1, -1, 60)
     );
     for arguments in [
@@ -157,12 +146,9 @@ fn errors_and_types() {
         &["QUEUE.JOIN", "k", "u"],
         &["COUPON.INFO", "k"],
     ] {
-        assert_eq!(call(&mut raw, arguments), WRONGTYPE, "{arguments:?}");
+        assert_eq!(raw.call(arguments), WRONGTYPE, "{arguments:?}");
     }
-    assert_eq!(
-        call(&mut raw, &["COMMAND", "INFO", "cl.settat"]),
-        "*1\r\n*-1\r\n"
-    );
+    assert_eq!(raw.call(&["COMMAND", "INFO", "cl.settat"]), "*1\r\n*-1\r\n");
 }
 
 /// A limiter whose bucket is full again is dropped by the server itself (and logged as DEL); a peek or a
@@ -173,25 +159,25 @@ fn stale_limiters_are_dropped() {
     let mut raw = server.raw();
     // 10 per second: one request is paid back in 100 ms.
     assert_eq!(
-        call(&mut raw, &["CL.THROTTLE", "k", "0", "10", "1"]),
+        raw.call(&["CL.THROTTLE", "k", "0", "10", "1"]),
         answer(0, 1, 0, -1, 1)
     );
-    assert_eq!(call(&mut raw, &["EXISTS", "k"]), ":1\r\n");
+    assert_eq!(raw.call(&["EXISTS", "k"]), ":1\r\n");
     wait_until("the stale limiter is dropped", || {
-        call(&mut raw, &["EXISTS", "k"]) == ":0\r\n"
+        raw.call(&["EXISTS", "k"]) == ":0\r\n"
     });
     assert_eq!(
-        call(&mut raw, &["CL.THROTTLE", "peek", "5", "10", "1", "0"]),
+        raw.call(&["CL.THROTTLE", "peek", "5", "10", "1", "0"]),
         answer(0, 6, 6, -1, 0)
     );
     assert_eq!(
-        call(&mut raw, &["CL.THROTTLE", "huge", "5", "10", "1", "7"]),
+        raw.call(&["CL.THROTTLE", "huge", "5", "10", "1", "7"]),
         answer(1, 6, 6, -1, 0)
     );
-    assert_eq!(call(&mut raw, &["DBSIZE"]), ":0\r\n");
+    assert_eq!(raw.call(&["DBSIZE"]), ":0\r\n");
     server.restart();
     let mut raw = server.raw();
-    assert_eq!(call(&mut raw, &["DBSIZE"]), ":0\r\n", "the drop was logged");
+    assert_eq!(raw.call(&["DBSIZE"]), ":0\r\n", "the drop was logged");
 }
 
 /// A limiter in debt stays in debt across kill -9: the next call is answered as if nothing happened.
@@ -201,30 +187,27 @@ fn survives_kill_9() {
     let mut raw = server.raw();
     // Limit 3, one per hour: the fourth call is limited for about an hour.
     for remaining in [2, 1, 0] {
-        let reply = call(&mut raw, &["CL.THROTTLE", "login:ann", "2", "1", "3600"]);
+        let reply = raw.call(&["CL.THROTTLE", "login:ann", "2", "1", "3600"]);
         assert!(
             reply.starts_with(&format!("*5\r\n:0\r\n:3\r\n:{remaining}\r\n:-1\r\n")),
             "{reply}"
         );
     }
-    let limited = call(&mut raw, &["CL.THROTTLE", "login:ann", "2", "1", "3600"]);
+    let limited = raw.call(&["CL.THROTTLE", "login:ann", "2", "1", "3600"]);
     assert_eq!(limited, answer(1, 3, 0, 3600, 10800));
     server.restart();
     let mut raw = server.raw();
     // Whole seconds round up by the millisecond, so a restart under a second later answers the same; a
     // slower one (a loaded machine) a second less.
-    let after = call(&mut raw, &["CL.THROTTLE", "login:ann", "2", "1", "3600"]);
+    let after = raw.call(&["CL.THROTTLE", "login:ann", "2", "1", "3600"]);
     assert!(
         after == limited || after == answer(1, 3, 0, 3599, 10799),
         "{after}"
     );
-    let peek = call(
-        &mut raw,
-        &["CL.THROTTLE", "login:ann", "2", "1", "3600", "0"],
-    );
+    let peek = raw.call(&["CL.THROTTLE", "login:ann", "2", "1", "3600", "0"]);
     assert!(
         peek == answer(0, 3, 0, -1, 10800) || peek == answer(0, 3, 0, -1, 10799),
         "{peek}"
     );
-    assert_eq!(call(&mut raw, &["TYPE", "login:ann"]), "+throttle\r\n");
+    assert_eq!(raw.call(&["TYPE", "login:ann"]), "+throttle\r\n");
 }

@@ -250,6 +250,22 @@ impl Drop for Server {
     }
 }
 
+/// A fresh data directory and a server on it with the default options (`--appendfsync always`). Keep the
+/// directory alive as long as the server.
+pub fn start(label: &str) -> (TempDir, Server) {
+    let dir = TempDir::new(label);
+    let server = Server::start(dir.path(), &[]);
+    (dir, server)
+}
+
+/// True if any file in the data directory `dir` holds `needle` (a log record's bytes, say).
+pub fn log_contains(dir: &Path, needle: &[u8]) -> bool {
+    std::fs::read_dir(dir).unwrap().any(|entry| {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap_or_default();
+        bytes.windows(needle.len()).any(|window| window == needle)
+    })
+}
+
 /// Runs `dibs` with `arguments` to completion (it must exit by itself, e.g. on a refused start); returns
 /// the exit code and stderr.
 pub fn run_to_exit(dir: &Path, extra: &[&str]) -> (Option<i32>, String) {
