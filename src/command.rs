@@ -311,7 +311,7 @@ pub static COMMANDS: &[CommandSpec] = &[
         0,
         S(C::Bgrewriteaof),
         "server",
-        "Compacts the log in the background: a snapshot plus a new log file (docs/compaction.md)."
+        "Compacts the log in the background: a snapshot plus a new log file (protocol.md)."
     ),
     command!(
         "bgsave",

@@ -1,7 +1,7 @@
 //! Compaction, the loop's side: start a snapshot at the last appended sequence S, rotate the log so that
 //! records after S go to `log-<S+1>.aof`, feed the serialized entries to the snapshot writer thread a
 //! bounded amount per loop iteration, and finish once everything is serialized and the rotation is done.
-//! Formats, crash safety and the triggers are in docs/compaction.md.
+//! Formats, crash safety and the triggers are in protocol.md.
 //!
 //! # Why the loop never stalls
 //! Nothing here does I/O: the syncer thread rotates the log file, the writer thread frames, checksums,

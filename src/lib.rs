@@ -14,7 +14,7 @@
 //! - `journal`: the loop's side of the log: sequences, batches, durability reports.
 //! - `recovery`: start-up: load the snapshot the manifest names, replay the log after it, cut torn tails,
 //!   refuse corruption.
-//! - `compaction`: snapshots plus log rotation, a bounded amount per loop iteration (docs/compaction.md).
+//! - `compaction`: snapshots plus log rotation, a bounded amount per loop iteration (protocol.md).
 //! - `connection`: one client's buffers and session state. `server`: the mio event loop that owns it all.
 //! - `introspection`: INFO, CONFIG and COMMAND. `config`: the command line. `logging`, `memory`, `glob`.
 pub mod aof;

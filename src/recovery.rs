@@ -6,7 +6,7 @@
 //! its commands run through `command::replay`, the same handlers live traffic uses, with the clock value
 //! the record carries. Replay therefore never reads the clock and always reaches the same state.
 //!
-//! With compaction (docs/compaction.md) the state starts from a snapshot: if `MANIFEST` exists, the snapshot
+//! With compaction (protocol.md) the state starts from a snapshot: if `MANIFEST` exists, the snapshot
 //! it names is loaded (every checksum and the trailer verified; any damage, or a missing snapshot, refuses
 //! to start naming the file and offset), then only records after the snapshot's sequence S are replayed.
 //! Log files whose records are all at most S are skipped (and deleted: a compaction that crashed while

@@ -1,6 +1,6 @@
 //! The MANIFEST: the one small file that says which snapshot the data directory's state starts from.
 //!
-//! # Format (docs/compaction.md copies it)
+//! # Format (protocol.md copies it)
 //! Four lines of ASCII text, each ending in `\n`:
 //!
 //! ```text

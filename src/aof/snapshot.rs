@@ -1,7 +1,7 @@
 //! Snapshot files: the whole keyspace as of one log sequence, written by a compaction, and the thread that
 //! writes them so the loop never blocks on the disk.
 //!
-//! # File format (docs/compaction.md copies it)
+//! # File format (protocol.md copies it)
 //! All integers little-endian, no padding. A snapshot is a header, chunks, and one trailer chunk.
 //!
 //! | Size | Field | Value |

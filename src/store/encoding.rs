@@ -1,7 +1,7 @@
 //! The byte encoding of values in a snapshot: little-endian integers, length-prefixed byte strings, and
 //! one `encode`/`decode` pair per value type (in the type's own module) built from them.
 //!
-//! # Conventions (docs/compaction.md copies them)
+//! # Conventions (protocol.md copies them)
 //! - `u8`, `u32`, `u64`: little-endian, no padding.
 //! - bytes: `u32` length, then the bytes (a string value is at most 512 MiB, so it always fits).
 //! - an optional `u64`: a `u8` flag (0 absent, 1 present), then the `u64` when present.
