@@ -466,3 +466,50 @@ fn a_full_disk_refuses_writes_and_keeps_every_acknowledged_one() {
     server.restart();
     assert_recovered(&server, &acknowledged, &failed_key);
 }
+
+/// The syncer asks the scheduler for a 100 µs slice, so that a woken syncer preempts a busy thread
+/// instead of waiting out its slice (see `request_short_time_slice`). Where the kernel shows slices
+/// (`se.slice` in /proc/PID/task/TID/sched: Linux 6.6+ with scheduler statistics) it must be that slice
+/// for the syncer and untouched for the loop; elsewhere the test says it skipped.
+#[test]
+fn the_syncer_thread_runs_with_a_short_time_slice() {
+    let dir = TempDir::new("syncer-slice");
+    let server = Server::start(dir.path(), &[]);
+    let pid = server.dibs_pid().expect("the start line names the pid");
+    let slice_of = |thread_name: &str| -> Option<u64> {
+        let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+        for task in tasks.flatten() {
+            let comm = std::fs::read_to_string(task.path().join("comm")).ok()?;
+            if comm.trim() != thread_name {
+                continue;
+            }
+            let sched = std::fs::read_to_string(task.path().join("sched")).ok()?;
+            return sched
+                .lines()
+                .find(|line| line.starts_with("se.slice"))
+                .and_then(|line| line.split(':').nth(1))
+                .and_then(|value| value.trim().parse().ok());
+        }
+        None
+    };
+    let Some(syncer_slice) = slice_of("dibs-syncer") else {
+        eprintln!("skipped: this kernel does not show se.slice in /proc/PID/task/TID/sched");
+        return;
+    };
+    let loop_slice = slice_of("dibs").expect("the loop thread is there too");
+    // Kernels before 6.12 keep the default slice for normal threads whatever is asked.
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut version = kernel
+        .split(|character: char| !character.is_ascii_digit())
+        .filter_map(|part| part.parse::<u32>().ok());
+    let (major, minor) = (version.next().unwrap_or(0), version.next().unwrap_or(0));
+    if (major, minor) < (6, 12) {
+        eprintln!("skipped: Linux {major}.{minor} ignores custom slices for normal threads");
+        return;
+    }
+    assert_eq!(syncer_slice, 100_000, "the syncer's slice in nanoseconds");
+    assert!(
+        loop_slice > syncer_slice,
+        "the loop keeps the default slice ({loop_slice} ns)"
+    );
+}
