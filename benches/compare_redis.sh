@@ -11,12 +11,15 @@
 #   --command 'INCR=INCR counter:__rand_int__ ;; INCR counter:__rand_int__'
 # --dibs-setup 'COMMAND ...' / --redis-setup 'COMMAND ...' run once after each start (repeatable);
 # --redis-script FILE loads a Lua script into redis-server and replaces __SHA__ in the redis commands.
+# --dibs-bench 'TEST [options]' (repeatable) runs a dibs-bench test or scenario instead of redis-benchmark,
+#   with --target dibs or --target redis for the two servers, e.g. the likes throughput benchmark:
+#   --dibs-bench 'like --posts 20000'   (LIKE.ADD on dibs, SADD on Redis, Zipf over 20,000 posts)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 fsync=no rounds=5 requests=200000 clients=50 pipeline=1 tests=ping,set,get,incr
 commands=()
-dibs_setup=() redis_setup=() redis_script=
+dibs_setup=() redis_setup=() redis_script= dibs_bench=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --fsync) fsync=$2; shift 2 ;;
@@ -29,11 +32,12 @@ while [ $# -gt 0 ]; do
     --dibs-setup) dibs_setup+=("$2"); shift 2 ;;
     --redis-setup) redis_setup+=("$2"); shift 2 ;;
     --redis-script) redis_script=$2; shift 2 ;;
+    --dibs-bench) dibs_bench+=("$2"); shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
 
-cargo build --release --quiet --bin dibs
+cargo build --release --quiet --bin dibs --bin dibs-bench
 work=$(mktemp -d)
 trap 'redis-cli -p 17380 shutdown nosave >/dev/null 2>&1 || true; redis-cli -p 17379 shutdown >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 
@@ -83,6 +87,11 @@ for round in $(seq "$rounds"); do
       redis_command=${redis_command//__SHA__/${sha:-}}
       if [ $server = dibs ]; then run "$port" "$name" $dibs_command; else run "$port" "$name" $redis_command; fi \
         | sed "s/^/$server /" >>"$work/results"
+    done
+    for spec in "${dibs_bench[@]+"${dibs_bench[@]}"}"; do
+      # shellcheck disable=SC2086 # the spec is a test name plus options, split on purpose
+      ./target/release/dibs-bench $spec --target $server -p "$port" -c "$clients" -n "$requests" -P "$pipeline" \
+        -q --csv | tail -n +2 | tr -d '"' | awk -F, -v s=$server '{ print s, toupper($1), $3 }' >>"$work/results"
     done
   done
 done

@@ -1,5 +1,5 @@
-//! dibs-bench against the real server: every flash-sale scenario runs to a verdict, and the verdict is
-//! "correct". (tests/bench_tool.rs checks the tool itself against redis-server and a stand-in.)
+//! dibs-bench against the real server: every flash-sale scenario (and the `like` throughput test) runs to
+//! a verdict, and the verdict is "correct". (tests/bench_tool.rs checks the tool itself against redis-server and a stand-in.)
 
 mod common;
 
@@ -12,7 +12,13 @@ fn every_scenario_is_correct_against_the_real_server() {
     let dir = TempDir::new("bench-against-dibs");
     let server = Server::start(dir.path(), &[]);
     let output = Command::new(env!("CARGO_BIN_EXE_dibs-bench"))
-        .args(["coupon-rush", "stock-rush", "likes-storm", "waiting-room"])
+        .args([
+            "coupon-rush",
+            "stock-rush",
+            "likes-storm",
+            "waiting-room",
+            "like",
+        ])
         .args([
             "-p",
             &server.port.to_string(),
@@ -31,10 +37,16 @@ fn every_scenario_is_correct_against_the_real_server() {
         "dibs-bench failed ({:?})\nstdout:\n{stdout}\nstderr:\n{stderr}",
         output.status.code()
     );
-    for scenario in ["coupon-rush", "stock-rush", "likes-storm", "waiting-room"] {
+    for scenario in [
+        "coupon-rush",
+        "stock-rush",
+        "likes-storm",
+        "waiting-room",
+        "like",
+    ] {
         let line = stdout
             .lines()
-            .find(|line| line.contains(scenario))
+            .find(|line| line.starts_with(&format!("\"{scenario}\"")))
             .unwrap_or_else(|| panic!("no result line for {scenario}:\n{stdout}"));
         assert!(line.contains("correct"), "{scenario}: {line}");
         assert!(!line.contains("VIOLATED"), "{scenario}: {line}");

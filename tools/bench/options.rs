@@ -2,7 +2,7 @@
 //! --csv`), and their translation into the list of runs to make. `-h` is the host as in redis-benchmark,
 //! so help is `--help` only.
 
-use crate::scenario::plain::TESTS;
+use crate::scenario::plain::{DEFAULT_TESTS, TESTS};
 use clap::{ArgAction, Parser, ValueEnum};
 
 /// The scenarios besides the plain tests, in the order `all` runs them.
@@ -25,11 +25,12 @@ pub enum TargetChoice {
     disable_help_flag = true,
     about = "Load generator and correctness checker for dibs and Redis.",
     after_help = "Scenarios: coupon-rush, stock-rush, likes-storm, waiting-room; plain tests: ping, set, \
-                  get, incr, sadd; `all` runs everything. Exit status 1 when a check finds a violation, \
+                  get, incr, sadd (the default), and like (LIKE.ADD on dibs, SADD on Redis, Zipf over \
+                  --posts, integer user ids); `all` runs everything. Exit status 1 when a check finds a violation, \
                   2 when the run could not be made."
 )]
 pub struct Options {
-    /// Scenarios or plain tests to run (see below); with none and no -t, the plain tests run.
+    /// Scenarios or plain tests to run (see below); with none and no -t, the default plain tests run.
     pub scenarios: Vec<String>,
     /// Server host (dibs, or Redis with --target redis).
     #[arg(short = 'h', long, default_value = "127.0.0.1")]
@@ -85,10 +86,10 @@ pub struct Options {
     /// Units of stock in stock-rush [default: a third of -n].
     #[arg(long, default_value_t = 0)]
     pub stock: u64,
-    /// Posts in likes-storm.
+    /// Posts in likes-storm and the like test.
     #[arg(long, default_value_t = 1000)]
     pub posts: u64,
-    /// Zipf exponent for post popularity in likes-storm.
+    /// Zipf exponent for post popularity in likes-storm and the like test.
     #[arg(long, default_value_t = 1.0)]
     pub zipf: f64,
     /// Seed for every random choice [default: from the clock]; the report prints it.
@@ -116,7 +117,7 @@ impl Options {
             .filter(|name| !name.is_empty())
             .collect();
         if requested.is_empty() {
-            requested = TESTS.to_vec();
+            requested = DEFAULT_TESTS.to_vec();
         }
         let known: Vec<&'static str> = TESTS.iter().chain(&SCENARIOS).copied().collect();
         let mut runs = Vec::new();
@@ -185,14 +186,17 @@ mod tests {
             (7000, 4, 9)
         );
         assert_eq!(options.pipeline, 16);
-        assert_eq!(options.runs().unwrap(), TESTS.to_vec());
+        assert_eq!(options.runs().unwrap(), DEFAULT_TESTS.to_vec());
     }
 
     #[test]
     fn tests_and_scenarios_combine() {
         let options = parse(&["coupon-rush", "-t", "ping,SET,ping"]);
         assert_eq!(options.runs().unwrap(), vec!["coupon-rush", "ping", "set"]);
-        assert_eq!(parse(&["all"]).runs().unwrap().len(), 9);
+        assert_eq!(
+            parse(&["all"]).runs().unwrap().len(),
+            TESTS.len() + SCENARIOS.len()
+        );
         assert!(parse(&["-t", "lrange"]).runs().is_err());
     }
 }

@@ -1,21 +1,33 @@
-//! The plain redis-benchmark tests: ping, set, get, incr, sadd. They measure raw request handling; the
-//! only check is that every reply has the shape the command promises (PONG, OK, a bulk or nil, an integer).
+//! The plain redis-benchmark tests: ping, set, get, incr, sadd, and like. They measure raw request
+//! handling; the only check is that every reply has the shape the command promises (PONG, OK, a bulk or
+//! nil, an integer, `[added, count]`).
 //!
 //! Keys are `<prefix>:key:<n>` (SET/GET), `<prefix>:counter:<n>` (INCR) and `<prefix>:set` (SADD members
 //! `element:<n>`), with n drawn from `0..keyspace` (`-r`) or fixed at 0 when no keyspace is given, as
 //! redis-benchmark does with `__rand_int__`.
+//!
+//! `like` is the throughput half of the likes benchmark: `LIKE.ADD <prefix>:post:<rank> <user>` on dibs
+//! and `SADD` of the same pair on Redis, the post drawn from Zipf over `--posts` (exponent `--zipf`) and
+//! the user a decimal integer in 1..=50,000,000, the shape the likes memory benchmark loads.
 
-use super::{ScenarioResult, ScenarioSettings, Verdict};
-use crate::random::Random;
+use super::{ScenarioResult, ScenarioSettings, Target, Verdict};
+use crate::random::{Random, Zipf};
 use crate::resp::{Command, Value};
 use crate::runner::{self, Worker};
 use std::time::Instant;
 
 /// The test names `-t` accepts, in the order they run.
-pub const TESTS: [&str; 5] = ["ping", "set", "get", "incr", "sadd"];
+pub const TESTS: [&str; 6] = ["ping", "set", "get", "incr", "sadd", "like"];
+/// What runs when no test or scenario is named: redis-benchmark's own plain tests.
+pub const DEFAULT_TESTS: [&str; 5] = ["ping", "set", "get", "incr", "sadd"];
+/// The largest user id `like` draws, as in the likes memory benchmark.
+const LIKE_USER_ID_MAX: u64 = 50_000_000;
 
 struct PlainWorker {
     test: &'static str,
+    target: Target,
+    /// Post popularity for `like`; None for the other tests.
+    posts: Option<Zipf>,
     prefix: String,
     value: Vec<u8>,
     keyspace: u64,
@@ -58,6 +70,20 @@ impl Worker for PlainWorker {
                     format!("{prefix}:set").into_bytes(),
                     format!("element:{index}").into_bytes(),
                 ],
+                "like" => {
+                    let posts = self.posts.as_ref().expect("like has a post distribution");
+                    let post = posts.sample(&mut self.random);
+                    let user = 1 + self.random.below(LIKE_USER_ID_MAX);
+                    let name = match self.target {
+                        Target::Dibs => b"LIKE.ADD".to_vec(),
+                        Target::Redis => b"SADD".to_vec(),
+                    };
+                    vec![
+                        name,
+                        format!("{prefix}:post:{post}").into_bytes(),
+                        user.to_string().into_bytes(),
+                    ]
+                }
                 other => unreachable!("unknown test {other} passed validation"),
             };
             commands.push(command);
@@ -73,6 +99,9 @@ impl Worker for PlainWorker {
                 "ping" => reply.text().as_deref() == Some("PONG"),
                 "set" => reply.text().as_deref() == Some("OK"),
                 "get" => matches!(reply, Value::Bulk(_) | Value::Null),
+                "like" if self.target == Target::Dibs => reply.array().is_some_and(|items| {
+                    items.len() == 2 && items.iter().all(|item| matches!(item, Value::Integer(_)))
+                }),
                 _ => matches!(reply, Value::Integer(_)),
             };
             if !expected {
@@ -88,6 +117,9 @@ pub fn run(test: &'static str, settings: &ScenarioSettings) -> Result<ScenarioRe
     let workers = (0..settings.load.clients)
         .map(|client| PlainWorker {
             test,
+            target: settings.target,
+            posts: (test == "like")
+                .then(|| Zipf::new(settings.posts.max(1), settings.zipf_exponent)),
             prefix: settings.prefix.clone(),
             value: vec![b'x'; settings.data_size],
             keyspace: settings.keyspace,
