@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs redis-benchmark against dibs and redis-server side by side on this machine and prints a Markdown
 # table of medians and ratios. The two servers run one at a time, alternating round by round, so machine
-# noise hits both alike; the median of the rounds is reported.
+# noise hits both alike; the median of the rounds is reported, with the share of a CPU the load generator
+# used (near 100% for redis-benchmark, the generator, not the server, sets the pace).
 #
 # Usage: benches/compare_redis.sh [--fsync always|no] [--rounds N] [--requests N] [--clients N]
 #                                 [--pipeline P] [--tests ping,set,get,incr]
@@ -61,15 +62,26 @@ stop_all() {
   sleep 0.2
 }
 
-# run PORT NAME [command...]: prints "NAME rps"
+# timed OUTPUT COMMAND...: runs the load generator with its output in OUTPUT, and prints the share of one
+# CPU it used (user + system over wall time, in percent). Near 100 the generator itself is the bottleneck:
+# it is single-threaded, so no server can go faster than it can send.
+timed() {
+  local output=$1; shift
+  local TIMEFORMAT='%U %S %R'
+  { time "$@" >"$output" 2>/dev/null; } 2>"$work/time"
+  awk '{ printf "%.0f\n", ($1 + $2) / $3 * 100 }' "$work/time"
+}
+
+# run PORT NAME [command...]: prints "NAME rps generator-cpu-percent"
 run() {
-  local port=$1 name=$2; shift 2
+  local port=$1 name=$2 cpu; shift 2
   if [ $# -eq 0 ]; then
-    redis-benchmark -p "$port" -c "$clients" -n "$requests" -P "$pipeline" -r 100000 -t "$name" --csv 2>/dev/null \
-      | tail -n +2 | tr -d '"' | awk -F, -v n="$name" '{ t = toupper($1); u = toupper(n); if (t == u || index(t, u "_") == 1) print t, $2 }'
+    cpu=$(timed "$work/csv" redis-benchmark -p "$port" -c "$clients" -n "$requests" -P "$pipeline" -r 100000 -t "$name" --csv)
+    tail -n +2 "$work/csv" | tr -d '"' \
+      | awk -F, -v n="$name" -v cpu="$cpu" '{ t = toupper($1); u = toupper(n); if (t == u || index(t, u "_") == 1) print t, $2, cpu }'
   else
-    redis-benchmark -p "$port" -c "$clients" -n "$requests" -P "$pipeline" -r 100000000 --csv "$@" 2>/dev/null \
-      | tail -n +2 | tr -d '"' | awk -F, -v n="$name" '{ print n, $2 }'
+    cpu=$(timed "$work/csv" redis-benchmark -p "$port" -c "$clients" -n "$requests" -P "$pipeline" -r 100000000 --csv "$@")
+    tail -n +2 "$work/csv" | tr -d '"' | awk -F, -v n="$name" -v cpu="$cpu" '{ print n, $2, cpu }'
   fi
 }
 
@@ -90,24 +102,29 @@ for round in $(seq "$rounds"); do
     done
     for spec in "${dibs_bench[@]+"${dibs_bench[@]}"}"; do
       # shellcheck disable=SC2086 # the spec is a test name plus options, split on purpose
-      ./target/release/dibs-bench $spec --target $server -p "$port" -c "$clients" -n "$requests" -P "$pipeline" \
-        -q --csv | tail -n +2 | tr -d '"' | awk -F, -v s=$server '{ print s, toupper($1), $3 }' >>"$work/results"
+      cpu=$(timed "$work/csv" ./target/release/dibs-bench $spec --target $server -p "$port" -c "$clients" \
+        -n "$requests" -P "$pipeline" -q --csv)
+      tail -n +2 "$work/csv" | tr -d '"' | awk -F, -v s=$server -v cpu="$cpu" '{ print s, toupper($1), $3, cpu }' \
+        >>"$work/results"
     done
   done
 done
 stop_all
 
-echo "| test | dibs rps (median of $rounds) | redis rps (median of $rounds) | dibs / redis |"
-echo "|---|---:|---:|---:|"
+echo "| test | dibs rps (median of $rounds) | redis rps (median of $rounds) | dibs / redis | load generator CPU, dibs / redis runs |"
+echo "|---|---:|---:|---:|---:|"
 python3 - "$work/results" <<'PY'
 import sys, statistics, collections
 runs = collections.defaultdict(list)
+cpu = collections.defaultdict(list)
 order = []
 for line in open(sys.argv[1]):
-    server, test, rps = line.split()
+    server, test, rps, generator = line.split()
     if test not in order: order.append(test)
     runs[(server, test)].append(float(rps))
+    cpu[(server, test)].append(float(generator))
 for test in order:
     d = statistics.median(runs[("dibs", test)]); r = statistics.median(runs[("redis", test)])
-    print(f"| {test} | {d:,.0f} | {r:,.0f} | {d / r:.2f}x |")
+    dc = statistics.median(cpu[("dibs", test)]); rc = statistics.median(cpu[("redis", test)])
+    print(f"| {test} | {d:,.0f} | {r:,.0f} | {d / r:.2f}x | {dc:.0f}% / {rc:.0f}% |")
 PY
