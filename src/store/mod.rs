@@ -14,6 +14,7 @@ pub mod coupon;
 pub mod coupon_commands;
 pub mod encoding;
 pub mod idempotency;
+pub mod key;
 pub mod keys;
 pub mod keyspace;
 pub mod likes;
