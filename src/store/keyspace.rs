@@ -57,7 +57,11 @@ use super::encoding::encode_entry;
 use super::Value;
 use crate::limits::KEYSPACE_SHARD_COUNT;
 
-pub use super::key::Key;
+pub use crate::small_bytes::SmallBytes;
+
+/// A key name: inline up to [`crate::small_bytes::INLINE_LENGTH_MAX`] bytes, so a lookup's compare touches only
+/// the map entry.
+pub type Key = SmallBytes;
 pub type Hasher = ahash::RandomState;
 
 /// One shard of the keyspace.
@@ -707,10 +711,9 @@ fn pop_due(index: &mut BTreeSet<(u64, Key)>, now_ms: u64, count_max: usize) -> V
 #[cfg(test)]
 mod tests {
     use super::*;
-    use bytes::Bytes;
 
     fn string(value: &str) -> Value {
-        Value::String(Bytes::copy_from_slice(value.as_bytes()))
+        Value::String(SmallBytes::from(value))
     }
 
     #[test]
@@ -766,7 +769,7 @@ mod tests {
 
     #[test]
     fn keys_on_both_sides_of_the_inline_limit_are_found_expired_and_scanned() {
-        let limit = super::super::key::KEY_INLINE_LENGTH_MAX;
+        let limit = crate::small_bytes::INLINE_LENGTH_MAX;
         let names: Vec<Vec<u8>> = (0..=limit + 3).map(|length| vec![b'k'; length]).collect();
         let mut keyspace = Keyspace::new();
         for (index, name) in names.iter().enumerate() {

@@ -1,58 +1,62 @@
-//! [`Key`]: the bytes of one key name, stored inline when short.
+//! [`SmallBytes`]: an immutable byte string stored inline when short; the type of key names and of
+//! string values.
 //!
 //! Why: a lookup compares the probed entry's key with the request's. With `Bytes` (32 bytes plus a separate
-//! heap allocation) every compare chased a pointer to another cache line, and every new key cost a
-//! `malloc` and later a `free`. A `Key` of up to [`KEY_INLINE_LENGTH_MAX`] bytes (nearly all real key
-//! names: `user:1234`, `key:000000012345`, `session:<uuid>` without dashes) keeps its bytes inside the
-//! 32-byte value itself, so the compare touches only the map entry and a new key allocates nothing.
-//! Longer keys live in one exact-size heap allocation.
+//! heap allocation) every compare chased a pointer to another cache line, and every new key or string value
+//! cost a `malloc` and later a `free` (SET replaces a value, INCR rewrote its digits each time). Up to
+//! [`INLINE_LENGTH_MAX`] bytes (nearly all key names, such as `user:1234` or `key:000000012345`, and every
+//! counter's digits) live inside the 32-byte value itself: the compare touches only the map entry, and
+//! making, replacing or copying one allocates nothing. Longer ones live in one shared heap allocation
+//! (`Arc<[u8]>`), so a copy (a GET reply, an expiry index entry) is a reference count, as with `Bytes`.
 //!
 //! Guarantees:
-//! - A `Key` hashes, compares and orders exactly as the `[u8]` it holds (`Hash`, `Eq` and `Ord` all
-//!   delegate to the slice), so maps keyed by `Key` can be probed with `&[u8]` through `Borrow<[u8]>`, and
-//!   a hash computed over `&[u8]` finds the stored `Key`.
-//! - Whether a key is inline is decided by its length alone, so equal keys always have the same form.
-//! - `size_of::<Key>()` is 32, the size of the `Bytes` it replaces: no map entry grows.
+//! - A `SmallBytes` hashes, compares and orders exactly as the `[u8]` it holds (`Hash`, `Eq` and `Ord` all
+//!   delegate to the slice), so maps keyed by it can be probed with `&[u8]` through `Borrow<[u8]>`, and a
+//!   hash computed over `&[u8]` finds the stored value.
+//! - Whether the bytes are inline is decided by their length alone, so equal values have the same form.
+//! - `size_of::<SmallBytes>()` is 32, the size of the `Bytes` it replaces: no map entry grows, and the
+//!   enum's tag leaves a niche, so `Value` (which holds one) stays 32 bytes too.
 
 use std::borrow::Borrow;
 use std::cmp::Ordering;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::ops::Deref;
+use std::sync::Arc;
 
-/// The longest key kept inline: 32 bytes less the enum's tag and the length byte.
-pub const KEY_INLINE_LENGTH_MAX: usize = 30;
+/// The longest byte string kept inline: 32 bytes less the enum's tag and the length byte.
+pub const INLINE_LENGTH_MAX: usize = 30;
 
-/// The bytes of a key name; see the module documentation.
+/// A key name or a string value; see the module documentation.
 #[derive(Clone)]
-pub struct Key(Representation);
+pub struct SmallBytes(Representation);
 
 #[derive(Clone)]
 enum Representation {
-    /// `bytes[..length]` is the key; the rest is zero (unused, but keeps `Clone` a plain copy).
+    /// `bytes[..length]` are the bytes; the rest is zero (never read).
     Inline {
         length: u8,
-        bytes: [u8; KEY_INLINE_LENGTH_MAX],
+        bytes: [u8; INLINE_LENGTH_MAX],
     },
-    /// Longer than `KEY_INLINE_LENGTH_MAX`.
-    Heap(Box<[u8]>),
+    /// Longer than `INLINE_LENGTH_MAX`; shared, so cloning never copies.
+    Heap(Arc<[u8]>),
 }
 
-const _: () = assert!(std::mem::size_of::<Key>() == 32);
-const _: () = assert!(KEY_INLINE_LENGTH_MAX <= u8::MAX as usize);
+const _: () = assert!(std::mem::size_of::<SmallBytes>() == 32);
+const _: () = assert!(INLINE_LENGTH_MAX <= u8::MAX as usize);
 
-impl Key {
-    /// A key holding a copy of `bytes`.
-    pub fn copy_from_slice(bytes: &[u8]) -> Key {
-        if bytes.len() <= KEY_INLINE_LENGTH_MAX {
-            let mut inline = [0; KEY_INLINE_LENGTH_MAX];
+impl SmallBytes {
+    /// A copy of `bytes`.
+    pub fn copy_from_slice(bytes: &[u8]) -> SmallBytes {
+        if bytes.len() <= INLINE_LENGTH_MAX {
+            let mut inline = [0; INLINE_LENGTH_MAX];
             inline[..bytes.len()].copy_from_slice(bytes);
-            Key(Representation::Inline {
+            SmallBytes(Representation::Inline {
                 length: bytes.len() as u8,
                 bytes: inline,
             })
         } else {
-            Key(Representation::Heap(Box::from(bytes)))
+            SmallBytes(Representation::Heap(Arc::from(bytes)))
         }
     }
 
@@ -67,17 +71,9 @@ impl Key {
     pub fn is_inline(&self) -> bool {
         matches!(self.0, Representation::Inline { .. })
     }
-
-    /// Bytes this key holds on the heap, for memory accounting.
-    pub fn heap_bytes(&self) -> usize {
-        match &self.0 {
-            Representation::Inline { .. } => 0,
-            Representation::Heap(bytes) => bytes.len(),
-        }
-    }
 }
 
-impl Deref for Key {
+impl Deref for SmallBytes {
     type Target = [u8];
 
     fn deref(&self) -> &[u8] {
@@ -85,52 +81,52 @@ impl Deref for Key {
     }
 }
 
-impl AsRef<[u8]> for Key {
+impl AsRef<[u8]> for SmallBytes {
     fn as_ref(&self) -> &[u8] {
         self.as_bytes()
     }
 }
 
-impl Borrow<[u8]> for Key {
+impl Borrow<[u8]> for SmallBytes {
     fn borrow(&self) -> &[u8] {
         self.as_bytes()
     }
 }
 
-impl Hash for Key {
+impl Hash for SmallBytes {
     /// Exactly the slice's hash (length prefix, then the bytes), as `Borrow<[u8]>` requires.
     fn hash<H: Hasher>(&self, state: &mut H) {
         self.as_bytes().hash(state)
     }
 }
 
-impl PartialEq for Key {
-    fn eq(&self, other: &Key) -> bool {
+impl PartialEq for SmallBytes {
+    fn eq(&self, other: &SmallBytes) -> bool {
         self.as_bytes() == other.as_bytes()
     }
 }
 
-impl Eq for Key {}
+impl Eq for SmallBytes {}
 
-impl PartialEq<[u8]> for Key {
+impl PartialEq<[u8]> for SmallBytes {
     fn eq(&self, other: &[u8]) -> bool {
         self.as_bytes() == other
     }
 }
 
-impl PartialOrd for Key {
-    fn partial_cmp(&self, other: &Key) -> Option<Ordering> {
+impl PartialOrd for SmallBytes {
+    fn partial_cmp(&self, other: &SmallBytes) -> Option<Ordering> {
         Some(self.cmp(other))
     }
 }
 
-impl Ord for Key {
-    fn cmp(&self, other: &Key) -> Ordering {
+impl Ord for SmallBytes {
+    fn cmp(&self, other: &SmallBytes) -> Ordering {
         self.as_bytes().cmp(other.as_bytes())
     }
 }
 
-impl fmt::Debug for Key {
+impl fmt::Debug for SmallBytes {
     /// As `Bytes` prints: `b"name"` with non-printable bytes escaped.
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         formatter.write_str("b\"")?;
@@ -149,24 +145,24 @@ impl fmt::Debug for Key {
     }
 }
 
-impl From<&[u8]> for Key {
-    fn from(bytes: &[u8]) -> Key {
-        Key::copy_from_slice(bytes)
+impl From<&[u8]> for SmallBytes {
+    fn from(bytes: &[u8]) -> SmallBytes {
+        SmallBytes::copy_from_slice(bytes)
     }
 }
 
-impl From<&str> for Key {
-    fn from(text: &str) -> Key {
-        Key::copy_from_slice(text.as_bytes())
+impl From<&str> for SmallBytes {
+    fn from(text: &str) -> SmallBytes {
+        SmallBytes::copy_from_slice(text.as_bytes())
     }
 }
 
-impl From<Key> for bytes::Bytes {
-    fn from(key: Key) -> bytes::Bytes {
-        match key.0 {
-            Representation::Inline { .. } => bytes::Bytes::copy_from_slice(key.as_bytes()),
-            // The allocation moves into the `Bytes`: no copy.
-            Representation::Heap(bytes) => bytes::Bytes::from(bytes),
+impl From<SmallBytes> for bytes::Bytes {
+    fn from(small: SmallBytes) -> bytes::Bytes {
+        match small.0 {
+            Representation::Inline { .. } => bytes::Bytes::copy_from_slice(small.as_bytes()),
+            // The shared allocation moves into the `Bytes`: no copy.
+            Representation::Heap(bytes) => bytes::Bytes::from_owner(bytes),
         }
     }
 }
@@ -183,14 +179,17 @@ mod tests {
     }
 
     #[test]
-    fn short_keys_are_inline_and_long_keys_on_the_heap() {
-        for length in 0..=KEY_INLINE_LENGTH_MAX + 2 {
+    fn short_byte_strings_are_inline_and_long_ones_shared_on_the_heap() {
+        for length in 0..=INLINE_LENGTH_MAX + 2 {
             let bytes = vec![b'k'; length];
-            let key = Key::copy_from_slice(&bytes);
+            let key = SmallBytes::copy_from_slice(&bytes);
             assert_eq!(key.as_bytes(), &bytes[..]);
             assert_eq!(key.len(), length);
-            assert_eq!(key.is_inline(), length <= KEY_INLINE_LENGTH_MAX);
-            assert_eq!(key.heap_bytes(), if key.is_inline() { 0 } else { length });
+            assert_eq!(key.is_inline(), length <= INLINE_LENGTH_MAX);
+            // A clone of a long one shares its allocation (a GET reply costs a reference count).
+            let clone = key.clone();
+            assert_eq!(clone, key);
+            assert_eq!(clone.as_ptr() == key.as_ptr(), !key.is_inline());
         }
     }
 
@@ -203,7 +202,7 @@ mod tests {
             &[b'x'; 40],
         ] {
             assert_eq!(
-                format!("{:?}", Key::copy_from_slice(text)),
+                format!("{:?}", SmallBytes::copy_from_slice(text)),
                 format!("{:?}", bytes::Bytes::copy_from_slice(text))
             );
         }
@@ -211,9 +210,9 @@ mod tests {
 
     #[test]
     fn a_map_keyed_by_key_is_probed_by_slice() {
-        let mut map: HashMap<Key, u32, ahash::RandomState> = HashMap::default();
-        map.insert(Key::from("short"), 1);
-        map.insert(Key::from(&[b'l'; 64][..]), 2);
+        let mut map: HashMap<SmallBytes, u32, ahash::RandomState> = HashMap::default();
+        map.insert(SmallBytes::from("short"), 1);
+        map.insert(SmallBytes::from(&[b'l'; 64][..]), 2);
         assert_eq!(map.get(&b"short"[..]), Some(&1));
         assert_eq!(map.get(&[b'l'; 64][..]), Some(&2));
         assert_eq!(map.get(&b"shor"[..]), None);
@@ -222,7 +221,7 @@ mod tests {
     fn any_bytes() -> impl Strategy<Value = Vec<u8>> {
         // Lengths around the inline limit matter most; small alphabets make equal prefixes likely.
         prop_oneof![
-            proptest::collection::vec(0u8..4, 0..=KEY_INLINE_LENGTH_MAX + 4),
+            proptest::collection::vec(0u8..4, 0..=INLINE_LENGTH_MAX + 4),
             proptest::collection::vec(any::<u8>(), 0..80),
         ]
     }
@@ -231,11 +230,11 @@ mod tests {
         #[test]
         fn hashes_compares_and_orders_as_the_slice(left in any_bytes(), right in any_bytes()) {
             let hasher = ahash::RandomState::new();
-            let (left_key, right_key) = (Key::copy_from_slice(&left), Key::copy_from_slice(&right));
+            let (left_key, right_key) = (SmallBytes::copy_from_slice(&left), SmallBytes::copy_from_slice(&right));
             prop_assert_eq!(left_key.as_bytes(), &left[..]);
             prop_assert_eq!(&*left_key.clone(), &left[..]);
             prop_assert_eq!(hash_one(&hasher, &left_key), hash_one(&hasher, &left[..]));
-            // The keyspace hashes the borrowed `&[u8]`; a `Key` must give the same hash.
+            // The keyspace hashes the borrowed `&[u8]`; a `SmallBytes` must give the same hash.
             let borrowed: &[u8] = left_key.borrow();
             prop_assert_eq!(hash_one(&hasher, borrowed), hash_one(&hasher, &left[..]));
             prop_assert_eq!(left_key == right_key, left == right);
@@ -248,9 +247,9 @@ mod tests {
         fn an_ordered_set_of_keys_matches_one_of_slices(
             entries in proptest::collection::vec((0u64..4, any_bytes()), 0..40),
         ) {
-            let keys: BTreeSet<(u64, Key)> = entries
+            let keys: BTreeSet<(u64, SmallBytes)> = entries
                 .iter()
-                .map(|(at, bytes)| (*at, Key::copy_from_slice(bytes)))
+                .map(|(at, bytes)| (*at, SmallBytes::copy_from_slice(bytes)))
                 .collect();
             let slices: BTreeSet<(u64, Vec<u8>)> = entries.iter().cloned().collect();
             let keys: Vec<(u64, Vec<u8>)> =
