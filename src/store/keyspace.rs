@@ -57,7 +57,7 @@ use super::encoding::encode_entry;
 use super::Value;
 use crate::limits::KEYSPACE_SHARD_COUNT;
 
-pub use crate::small_bytes::SmallBytes;
+use crate::small_bytes::SmallBytes;
 
 /// A key name: inline up to [`crate::small_bytes::INLINE_LENGTH_MAX`] bytes, so a lookup's compare touches only
 /// the map entry.
