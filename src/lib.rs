@@ -10,6 +10,7 @@
 //! - `resp`: the incremental RESP2/RESP3 request decoder and the reply encoder; never touches a socket.
 //! - `command`: the command table, arity checks and the one `execute` used by live traffic and replay.
 //! - `store`: the keyspace and one module per value type. No I/O, no clock reads.
+//! - `small_bytes`: the byte string of key names and string values, inline when short.
 //! - `aof`: the log's building blocks: record framing, payload format, storage, the syncer thread.
 //! - `journal`: the loop's side of the log: sequences, batches, durability reports.
 //! - `recovery`: start-up: load the snapshot the manifest names, replay the log after it, cut torn tails,
@@ -31,4 +32,5 @@ pub mod memory;
 pub mod recovery;
 pub mod resp;
 pub mod server;
+pub mod small_bytes;
 pub mod store;

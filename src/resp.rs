@@ -25,6 +25,7 @@ use std::ops::Range;
 use bytes::Bytes;
 
 use crate::limits;
+use crate::small_bytes::SmallBytes;
 
 /// A malformed request. The text follows `Protocol error: ` in the reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -405,6 +406,9 @@ pub enum Reply {
     Error(Cow<'static, str>),
     Integer(i64),
     Bulk(Bytes),
+    /// A bulk string held as a string value holds it: a copy of a short one is inline and a long one shared,
+    /// so answering GET allocates nothing.
+    SmallBulk(SmallBytes),
     /// RESP2 `$-1`, RESP3 `_`.
     Null,
     /// RESP2 `*-1`, RESP3 `_`.
@@ -471,6 +475,7 @@ pub fn encode(reply: &Reply, protocol: Protocol, out: &mut Vec<u8>) {
         }
         Reply::Integer(value) => encode_header(out, b':', *value),
         Reply::Bulk(bytes) => encode_bulk(out, bytes),
+        Reply::SmallBulk(bytes) => encode_bulk(out, bytes),
         Reply::Null => match protocol {
             Protocol::Resp2 => out.extend_from_slice(b"$-1\r\n"),
             Protocol::Resp3 => out.extend_from_slice(b"_\r\n"),

@@ -1074,7 +1074,7 @@ impl Server {
             let existed = self.store.keyspace.contains(key, self.now_ms);
             let version = self.store.keyspace.watch(key);
             connection.watched.push(WatchedKey {
-                key: bytes::Bytes::copy_from_slice(key),
+                key: crate::store::Key::copy_from_slice(key),
                 version,
                 existed,
             });

@@ -105,6 +105,7 @@ fn get(store: &mut Store, key: &str) -> Option<String> {
     let mut mutations = Mutations::new();
     match command::execute(store, spec, handler, &arguments, 0, &mut mutations) {
         Reply::Bulk(bytes) => Some(String::from_utf8(bytes.to_vec()).unwrap()),
+        Reply::SmallBulk(bytes) => Some(String::from_utf8(bytes.to_vec()).unwrap()),
         Reply::Null => None,
         other => panic!("GET {key}: {other:?}"),
     }

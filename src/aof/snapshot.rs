@@ -489,13 +489,14 @@ mod tests {
     use super::*;
     use crate::store::encoding::{decode_value, encode_entry};
     use crate::store::Value;
-    use bytes::Bytes;
 
     fn sample() -> Vec<u8> {
         let mut first = Vec::new();
         let mut second = Vec::new();
         for index in 0..10 {
-            let value = Value::String(Bytes::from(format!("value{index}")));
+            let value = Value::String(crate::small_bytes::SmallBytes::from(
+                format!("value{index}").as_str(),
+            ));
             let out = if index < 6 { &mut first } else { &mut second };
             encode_entry(
                 format!("key{index}").as_bytes(),
@@ -524,7 +525,14 @@ mod tests {
         assert_eq!(summary.entry_count, 10);
         assert_eq!(summary.chunk_count, 2);
         assert_eq!(seen.len(), 10);
-        assert_eq!(seen[3], (b"key3".to_vec(), Bytes::from("value3"), None));
+        assert_eq!(
+            seen[3],
+            (
+                b"key3".to_vec(),
+                crate::small_bytes::SmallBytes::from("value3"),
+                None
+            )
+        );
         assert_eq!(seen[4].2, Some(4));
     }
 
@@ -568,7 +576,12 @@ mod tests {
         }
         let mut writer = SnapshotWriter::spawn(&directory, 10, 7, || {});
         let mut chunk = Vec::new();
-        encode_entry(b"k", &Value::String(Bytes::from("v")), None, &mut chunk);
+        encode_entry(
+            b"k",
+            &Value::String(crate::small_bytes::SmallBytes::from("v")),
+            None,
+            &mut chunk,
+        );
         writer.send(chunk);
         writer.finish(1);
         let WriterReport::Done { deleted, .. } = writer.wait_report() else {

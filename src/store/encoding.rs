@@ -272,7 +272,11 @@ pub fn decode_value(tag: u8, bytes: &[u8]) -> Result<Value, String> {
     let mut reader = Reader::new(bytes);
     let value = match tag {
         // A string is its bytes, with no length: the entry's value length says it.
-        TAG_STRING => return Ok(Value::String(Bytes::copy_from_slice(bytes))),
+        TAG_STRING => {
+            return Ok(Value::String(
+                crate::small_bytes::SmallBytes::copy_from_slice(bytes),
+            ))
+        }
         TAG_SET => {
             let count = reader.count(4)?;
             let mut members = Box::new(SetValue::with_capacity_and_hasher(
@@ -328,7 +332,7 @@ mod tests {
         set.insert(Bytes::from_static(b""));
         set.insert(Bytes::from_static(b"\x00\xff"));
         for value in [
-            Value::String(Bytes::from_static(b"hello\r\n")),
+            Value::String(crate::small_bytes::SmallBytes::from(&b"hello\r\n"[..])),
             Value::Set(Box::new(set)),
         ] {
             let mut out = Vec::new();

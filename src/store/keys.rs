@@ -4,6 +4,8 @@
 //! Every expiry is logged as an absolute `PEXPIREAT`, and one that is already in the past as a `DEL`, so
 //! replay never depends on when it runs.
 
+use bytes::Bytes;
+
 use super::sets::{parse_cursor, parse_scan_options, scan_reply};
 use super::{integer_bytes, is_option, Call, Store};
 use crate::resp::Reply;
@@ -184,7 +186,7 @@ pub fn scan(store: &mut Store, call: &mut Call) -> Reply {
                 && type_filter
                     .is_none_or(|wanted| value.type_name().as_bytes().eq_ignore_ascii_case(wanted))
         });
-    scan_reply(next, keys)
+    scan_reply(next, keys.into_iter().map(Bytes::from).collect())
 }
 
 /// KEYS pattern: walks the whole keyspace, as in Redis; meant for debugging, not for rush traffic.
@@ -198,7 +200,7 @@ pub fn keys(store: &mut Store, call: &mut Call) -> Reply {
             !matches!(entry.expires_at_ms, Some(at) if at <= now_ms)
                 && crate::glob::matches(pattern, key)
         })
-        .map(|(key, _)| Reply::Bulk(key.clone()))
+        .map(|(key, _)| Reply::bulk(key))
         .collect();
     Reply::Array(keys)
 }

@@ -50,7 +50,6 @@
 use std::collections::{BTreeSet, HashMap};
 use std::hash::BuildHasher;
 
-use bytes::Bytes;
 use indexmap::map::raw_entry_v1::{RawEntryApiV1, RawEntryMut};
 use indexmap::IndexMap;
 
@@ -58,7 +57,11 @@ use super::encoding::encode_entry;
 use super::Value;
 use crate::limits::KEYSPACE_SHARD_COUNT;
 
-pub type Key = Bytes;
+use crate::small_bytes::SmallBytes;
+
+/// A key name: inline up to [`crate::small_bytes::INLINE_LENGTH_MAX`] bytes, so a lookup's compare touches only
+/// the map entry.
+pub type Key = SmallBytes;
 pub type Hasher = ahash::RandomState;
 
 /// One shard of the keyspace.
@@ -162,7 +165,7 @@ impl Keyspace {
     }
 
     /// The key's hash, as every shard's map computes it: the trait's `hash_one` (ahash's inherent one
-    /// may take another path), and `Bytes` hashes as its `[u8]`.
+    /// may take another path), and a [`Key`] hashes as its `[u8]`.
     fn hash_of(&self, key: &[u8]) -> u64 {
         BuildHasher::hash_one(&self.hasher, key)
     }
@@ -255,7 +258,7 @@ impl Keyspace {
         {
             RawEntryMut::Occupied(occupied) => occupied.index(),
             RawEntryMut::Vacant(vacant) => {
-                let key = Bytes::copy_from_slice(key);
+                let key = Key::copy_from_slice(key);
                 if let Some(at) = expires_at_ms {
                     self.expiries.insert((at, key.clone()));
                 }
@@ -307,7 +310,7 @@ impl Keyspace {
                     unreachable!("a matcher that never matches finds no entry");
                 };
                 let index = vacant.index();
-                vacant.insert_hashed_nocheck(hash, Bytes::copy_from_slice(key), entry);
+                vacant.insert_hashed_nocheck(hash, Key::copy_from_slice(key), entry);
                 self.length += 1;
                 Place { shard, index }
             }
@@ -596,7 +599,7 @@ impl Keyspace {
         else {
             return Err("a key appears twice".to_string());
         };
-        let key = Bytes::copy_from_slice(key);
+        let key = Key::copy_from_slice(key);
         if let Some(at) = expires_at_ms {
             self.expiries.insert((at, key.clone()));
         }
@@ -637,7 +640,7 @@ impl Keyspace {
             self.timers.remove(&(old, stored_key));
         }
         if let Some(at) = deadline_ms {
-            let key = Bytes::copy_from_slice(key);
+            let key = Key::copy_from_slice(key);
             self.timers.insert((at, key.clone()));
             self.timer_of.insert(key, at);
         }
@@ -660,7 +663,7 @@ impl Keyspace {
     // --- WATCH ---
 
     pub fn watch(&mut self, key: &[u8]) -> u64 {
-        let watch = self.watched.entry(Bytes::copy_from_slice(key)).or_default();
+        let watch = self.watched.entry(Key::copy_from_slice(key)).or_default();
         watch.watchers += 1;
         watch.version
     }
@@ -710,7 +713,7 @@ mod tests {
     use super::*;
 
     fn string(value: &str) -> Value {
-        Value::String(Bytes::copy_from_slice(value.as_bytes()))
+        Value::String(SmallBytes::from(value))
     }
 
     #[test]
@@ -762,6 +765,36 @@ mod tests {
                 "k{index} missed"
             );
         }
+    }
+
+    #[test]
+    fn keys_on_both_sides_of_the_inline_limit_are_found_expired_and_scanned() {
+        let limit = crate::small_bytes::INLINE_LENGTH_MAX;
+        let names: Vec<Vec<u8>> = (0..=limit + 3).map(|length| vec![b'k'; length]).collect();
+        let mut keyspace = Keyspace::new();
+        for (index, name) in names.iter().enumerate() {
+            keyspace.insert_with_expiry(name, string("v"), Some(100 + index as u64));
+        }
+        for name in &names {
+            assert!(keyspace.contains(name, 0), "{} bytes", name.len());
+        }
+        let (_, mut scanned) = keyspace.scan(0, 1_000, 0, |_, _| true);
+        scanned.sort();
+        assert_eq!(
+            scanned.iter().map(|key| key.to_vec()).collect::<Vec<_>>(),
+            names
+        );
+        // Expiry order is by time; the index holds each key by value, whatever its form.
+        let expired = keyspace.expire_due(100 + limit as u64, 1_000);
+        assert_eq!(
+            expired.iter().map(|key| key.to_vec()).collect::<Vec<_>>(),
+            names[..=limit]
+        );
+        assert_eq!(keyspace.len(), 3);
+        assert!(keyspace.remove(&names[limit + 1]).is_some());
+        assert!(!keyspace.contains(&names[limit + 1], 0));
+        assert_eq!(keyspace.expire_due(u64::MAX, 1_000).len(), 2);
+        assert!(keyspace.is_empty());
     }
 
     #[test]

@@ -66,7 +66,7 @@ impl Live {
     }
 
     /// Runs the active cycle's timers at `now_ms`; returns the keys fired.
-    pub fn fire(&mut self, now_ms: u64) -> Vec<bytes::Bytes> {
+    pub fn fire(&mut self, now_ms: u64) -> Vec<super::Key> {
         let fired = fire_due_timers(&mut self.store, now_ms, 64, &mut self.mutations);
         self.commit();
         fired

@@ -36,13 +36,15 @@ pub use keyspace::{Entry, Key, Keyspace};
 
 use crate::aof::payload;
 use crate::resp::Reply;
+use crate::small_bytes::SmallBytes;
 
 pub type SetValue = IndexSet<Bytes, keyspace::Hasher>;
 
 /// A value of one key. Each key has exactly one type; commands of another type get WRONGTYPE.
 #[derive(Debug)]
 pub enum Value {
-    String(Bytes),
+    /// Inline up to `small_bytes::INLINE_LENGTH_MAX` bytes: SET of a small value and INCR allocate nothing.
+    String(SmallBytes),
     /// Boxed like the other collections: an inline `IndexSet` made every `Value` (and so every key's
     /// entry) 88 bytes; boxed, a value is 32 and a string key's entry 56, which is most of the keyspace's
     /// memory and of the time to load it at start-up.
@@ -54,6 +56,9 @@ pub enum Value {
     /// Not boxed: a limiter is one 8-byte number, no bigger than the box pointer.
     Throttle(throttle::Throttle),
 }
+
+/// A key's entry is most of the keyspace's memory: keep every value, strings included, at 32 bytes.
+const _: () = assert!(std::mem::size_of::<Value>() == 32);
 
 impl Value {
     /// The name TYPE answers.

@@ -326,7 +326,7 @@ mod tests {
         );
 
         // The active cycle drops a and d and logs each as a LEAVE.
-        assert_eq!(live.fire(1_000), vec![bytes::Bytes::from_static(b"r")]);
+        assert_eq!(live.fire(1_000), vec![crate::store::Key::from("r")]);
         assert_eq!(
             live.last_record(),
             (

@@ -307,7 +307,7 @@ mod tests {
         assert_eq!(live.store.keyspace.next_timer_ms(), Some(50));
         assert!(live.fire(49).is_empty());
         let records_before = live.records.len();
-        assert_eq!(live.fire(60), vec![bytes::Bytes::from_static(b"sku")]);
+        assert_eq!(live.fire(60), vec![crate::store::Key::from("sku")]);
         assert_eq!(live.records.len(), records_before + 1);
         let (now_ms, commands) = live.records.last().unwrap();
         assert_eq!(*now_ms, 60);

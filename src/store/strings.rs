@@ -4,19 +4,18 @@
 //! absolute ones (`SET k v EX 10` is logged as `SET k v PXAT <now + 10000>`), so replay never depends on
 //! when it runs.
 
-use bytes::Bytes;
-
 use super::{
     integer_bytes, is_option, not_an_integer, syntax_error, wrong_type, Call, Store, Value,
 };
 use crate::limits;
 use crate::resp::Reply;
+use crate::small_bytes::SmallBytes;
 
 fn read_string<'s>(
     store: &'s mut Store,
     key: &[u8],
     now_ms: u64,
-) -> Result<Option<&'s Bytes>, Reply> {
+) -> Result<Option<&'s SmallBytes>, Reply> {
     match store.keyspace.get(key, now_ms) {
         None => Ok(None),
         Some(entry) => match &entry.value {
@@ -28,7 +27,7 @@ fn read_string<'s>(
 
 pub fn get(store: &mut Store, call: &mut Call) -> Reply {
     match read_string(store, call.key(), call.now_ms) {
-        Ok(Some(bytes)) => Reply::Bulk(bytes.clone()),
+        Ok(Some(bytes)) => Reply::SmallBulk(bytes.clone()),
         Ok(None) => Reply::Null,
         Err(reply) => reply,
     }
@@ -124,12 +123,12 @@ pub fn set(store: &mut Store, call: &mut Call) -> Reply {
     };
     if (only_if_absent && exists) || (only_if_present && !exists) {
         return if return_old {
-            old.map_or(Reply::Null, Reply::Bulk)
+            old.map_or(Reply::Null, Reply::SmallBulk)
         } else {
             Reply::Null
         };
     }
-    let value = Value::String(Bytes::copy_from_slice(call.argument(2)));
+    let value = Value::String(SmallBytes::copy_from_slice(call.argument(2)));
     match expiry {
         Expiry::Clear => {
             store.keyspace.insert(key, value);
@@ -155,7 +154,7 @@ pub fn set(store: &mut Store, call: &mut Call) -> Reply {
         }
     }
     if return_old {
-        old.map_or(Reply::Null, Reply::Bulk)
+        old.map_or(Reply::Null, Reply::SmallBulk)
     } else {
         Reply::OK
     }
@@ -166,9 +165,10 @@ pub fn setnx(store: &mut Store, call: &mut Call) -> Reply {
     if store.keyspace.contains(key, call.now_ms) {
         return Reply::Integer(0);
     }
-    store
-        .keyspace
-        .insert(key, Value::String(Bytes::copy_from_slice(call.argument(2))));
+    store.keyspace.insert(
+        key,
+        Value::String(SmallBytes::copy_from_slice(call.argument(2))),
+    );
     call.log(&[b"SET", key, call.argument(2)]);
     Reply::Integer(1)
 }
@@ -181,9 +181,11 @@ fn set_with_expiry(store: &mut Store, call: &mut Call, unit_ms: i64, command: &s
     };
     let key = call.key();
     let value = call.argument(3);
-    store
-        .keyspace
-        .insert_with_expiry(key, Value::String(Bytes::copy_from_slice(value)), Some(at));
+    store.keyspace.insert_with_expiry(
+        key,
+        Value::String(SmallBytes::copy_from_slice(value)),
+        Some(at),
+    );
     let at = integer_bytes(at as i64);
     call.log(&[b"SET", key, value, b"PXAT", &at]);
     Reply::OK
@@ -204,7 +206,7 @@ pub fn getdel(store: &mut Store, call: &mut Call) -> Reply {
             let bytes = bytes.clone();
             store.keyspace.remove(key);
             call.log(&[b"DEL", key]);
-            Reply::Bulk(bytes)
+            Reply::SmallBulk(bytes)
         }
         Ok(None) => Reply::Null,
         Err(reply) => reply,
@@ -220,7 +222,7 @@ pub fn mget(store: &mut Store, call: &mut Call) -> Reply {
                 .get(key, call.now_ms)
                 .map(|entry| &entry.value)
             {
-                Some(Value::String(bytes)) => Reply::Bulk(bytes.clone()),
+                Some(Value::String(bytes)) => Reply::SmallBulk(bytes.clone()),
                 _ => Reply::Null,
             }
         })
@@ -235,7 +237,7 @@ pub fn mset(store: &mut Store, call: &mut Call) -> Reply {
     for pair in call.arguments[1..].chunks_exact(2) {
         store
             .keyspace
-            .insert(pair[0], Value::String(Bytes::copy_from_slice(pair[1])));
+            .insert(pair[0], Value::String(SmallBytes::copy_from_slice(pair[1])));
     }
     call.log_as_received();
     Reply::OK
@@ -259,13 +261,14 @@ fn increment(store: &mut Store, call: &mut Call, delta: i64) -> Reply {
             let Some(updated) = value.checked_add(delta) else {
                 return overflow();
             };
-            *current = Bytes::copy_from_slice(digits.format(updated).as_bytes());
+            // At most 20 digits: inline, so a counter's update allocates nothing.
+            *current = SmallBytes::copy_from_slice(digits.format(updated).as_bytes());
             updated
         }
         None => {
             store.keyspace.insert(
                 key,
-                Value::String(Bytes::copy_from_slice(digits.format(delta).as_bytes())),
+                Value::String(SmallBytes::copy_from_slice(digits.format(delta).as_bytes())),
             );
             delta
         }
@@ -322,11 +325,106 @@ pub fn append(store: &mut Store, call: &mut Call) -> Reply {
         joined.extend_from_slice(current);
     }
     joined.extend_from_slice(suffix);
-    let joined = Bytes::from(joined);
+    let joined = SmallBytes::copy_from_slice(&joined);
     match store.keyspace.get_mut(key, call.now_ms) {
         Some(entry) => entry.value = Value::String(joined),
         None => store.keyspace.insert(key, Value::String(joined)),
     }
     call.log_as_received();
     Reply::Integer(length as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::small_bytes::INLINE_LENGTH_MAX;
+    use crate::store::live_store::{reply_text, Live};
+
+    fn bulk(text: &str) -> String {
+        format!("${}\r\n{text}\r\n", text.len())
+    }
+
+    #[test]
+    fn values_on_both_sides_of_the_inline_limit_read_back_byte_for_byte() {
+        let mut live = Live::new();
+        for length in INLINE_LENGTH_MAX - 2..=INLINE_LENGTH_MAX + 2 {
+            let value: String = (0..length)
+                .map(|index| (b'a' + index as u8 % 26) as char)
+                .collect();
+            let key = format!("k{length}");
+            assert_eq!(reply_text(&live.run(&["SET", &key, &value], 0)), "+OK\r\n");
+            assert_eq!(reply_text(&live.run(&["GET", &key], 0)), bulk(&value));
+            assert_eq!(
+                reply_text(&live.run(&["STRLEN", &key], 0)),
+                format!(":{length}\r\n")
+            );
+            // APPEND moves a value from inline to the heap (or keeps it there).
+            assert_eq!(
+                reply_text(&live.run(&["APPEND", &key, "xyz"], 0)),
+                format!(":{}\r\n", length + 3)
+            );
+            let appended = format!("{value}xyz");
+            assert_eq!(reply_text(&live.run(&["GET", &key], 0)), bulk(&appended));
+            assert_eq!(
+                reply_text(&live.run(&["SET", &key, "new", "GET"], 0)),
+                bulk(&appended)
+            );
+            assert_eq!(
+                reply_text(&live.run(&["MGET", &key, "absent"], 0)),
+                format!("*2\r\n{}$-1\r\n", bulk("new"))
+            );
+            assert_eq!(reply_text(&live.run(&["GETDEL", &key], 0)), bulk("new"));
+            assert_eq!(reply_text(&live.run(&["GET", &key], 0)), "$-1\r\n");
+        }
+    }
+
+    #[test]
+    fn counters_rewrite_their_digits_in_place_and_replay_to_the_same_strings() {
+        let mut live = Live::new();
+        assert_eq!(reply_text(&live.run(&["INCR", "c"], 0)), ":1\r\n");
+        live.run(&["SET", "c", "9"], 0);
+        assert_eq!(reply_text(&live.run(&["INCR", "c"], 0)), ":10\r\n");
+        assert_eq!(reply_text(&live.run(&["GET", "c"], 0)), bulk("10"));
+        assert_eq!(reply_text(&live.run(&["DECRBY", "c", "20"], 0)), ":-10\r\n");
+        assert_eq!(reply_text(&live.run(&["APPEND", "c", "5"], 0)), ":4\r\n");
+        assert_eq!(reply_text(&live.run(&["INCR", "c"], 0)), ":-104\r\n");
+        // The widest counters, 19 digits and a sign, are still inline.
+        live.run(&["SET", "c", "9223372036854775806"], 0);
+        assert_eq!(
+            reply_text(&live.run(&["INCR", "c"], 0)),
+            ":9223372036854775807\r\n"
+        );
+        assert!(reply_text(&live.run(&["INCR", "c"], 0)).starts_with("-ERR"));
+        live.run(&["SET", "c", "-9223372036854775807"], 0);
+        assert_eq!(
+            reply_text(&live.run(&["DECR", "c"], 0)),
+            ":-9223372036854775808\r\n"
+        );
+        assert_eq!(
+            reply_text(&live.run(&["GET", "c"], 0)),
+            bulk("-9223372036854775808")
+        );
+        // Not canonical decimal: stays a string, byte for byte, and INCR refuses it.
+        live.run(&["SET", "z", "007"], 0);
+        assert!(reply_text(&live.run(&["INCR", "z"], 0)).starts_with("-ERR"));
+        assert_eq!(reply_text(&live.run(&["GET", "z"], 0)), bulk("007"));
+        let mut replayed = live.replay().expect("replay");
+        for key in ["c", "z"] {
+            let live_value = reply_text(&live.run(&["GET", key], 0));
+            let mut mutations = crate::store::Mutations::new();
+            let spec = crate::command::lookup(b"GET").expect("GET");
+            let crate::command::Handler::Store(handler) = spec.handler else {
+                panic!("a data command")
+            };
+            let arguments: [&[u8]; 2] = [b"GET", key.as_bytes()];
+            let replayed_value = reply_text(&crate::command::execute(
+                &mut replayed,
+                spec,
+                handler,
+                &arguments,
+                0,
+                &mut mutations,
+            ));
+            assert_eq!(replayed_value, live_value, "{key}");
+        }
+    }
 }
