@@ -42,7 +42,7 @@ use crossbeam_channel::{Receiver, Sender};
 
 use super::manifest::{self, Manifest};
 use super::storage::sync_directory_of;
-use crate::store::encoding::{read_entry, RawEntry, Reader};
+use crate::store::encoding::{read_entry, RawEntry, Reader, SharedEntry};
 
 pub const SNAPSHOT_MAGIC: &[u8; 8] = b"DIBSSNP1";
 pub const SNAPSHOT_HEADER_SIZE: usize = 28;
@@ -227,10 +227,30 @@ pub fn read_snapshot(
     }
 }
 
+/// Entries for one chunk: serialized ones, and collections taken by handle that the writer thread
+/// serializes after them (off the loop: see `store::keyspace`, "Pauses").
+#[derive(Debug, Default)]
+pub struct SnapshotChunk {
+    pub bytes: Vec<u8>,
+    pub shared: Vec<SharedEntry>,
+}
+
+impl SnapshotChunk {
+    /// The chunk's payload: whole entries back to back. Drops the handles, so the loop can change those
+    /// values again without copying them.
+    fn into_payload(self) -> Vec<u8> {
+        let SnapshotChunk { mut bytes, shared } = self;
+        for entry in shared {
+            entry.encode(&mut bytes);
+        }
+        bytes
+    }
+}
+
 /// What the loop sends the writer thread.
 pub enum WriterMessage {
     /// Whole entries, to frame as one chunk.
-    Chunk(Vec<u8>),
+    Chunk(SnapshotChunk),
     /// Every entry was sent: finish the file, publish it in the manifest, delete what it replaces.
     Finish { entry_count: u64 },
 }
@@ -299,7 +319,7 @@ impl SnapshotWriter {
     }
 
     /// Hands over a chunk without blocking; gives it back when the queue is full.
-    pub fn try_send(&self, chunk: Vec<u8>) -> Result<(), Vec<u8>> {
+    pub fn try_send(&self, chunk: SnapshotChunk) -> Result<(), SnapshotChunk> {
         let sender = self.sender.as_ref().expect("sender lives until finish");
         match sender.try_send(WriterMessage::Chunk(chunk)) {
             Ok(()) => Ok(()),
@@ -310,7 +330,7 @@ impl SnapshotWriter {
     }
 
     /// Hands over a chunk, waiting while the queue is full (SAVE).
-    pub fn send(&self, chunk: Vec<u8>) {
+    pub fn send(&self, chunk: SnapshotChunk) {
         let sender = self.sender.as_ref().expect("sender lives until finish");
         let _ = sender.send(WriterMessage::Chunk(chunk));
     }
@@ -379,6 +399,7 @@ fn write_snapshot(
     let entry_count = loop {
         match receiver.recv() {
             Ok(WriterMessage::Chunk(chunk)) => {
+                let chunk = chunk.into_payload();
                 if chunk.is_empty() {
                     continue;
                 }

@@ -20,7 +20,7 @@
 
 use bytes::Bytes;
 
-use super::{coupon, likes, queue, stock, throttle, SetValue, Value};
+use super::{coupon, likes, queue, stock, throttle, SetValue, Shared, Value};
 
 /// The type tag of each value in a snapshot entry.
 pub const TAG_STRING: u8 = 1;
@@ -208,6 +208,21 @@ pub fn encode_entry(key: &[u8], value: &Value, expires_at_ms: Option<u64>, out: 
     out[tag_at + 1..value_at].copy_from_slice(&value_length.to_le_bytes());
 }
 
+/// An entry whose value a snapshot took by handle (`Value::share`) rather than serializing it on the
+/// loop; the snapshot writer thread serializes it with [`SharedEntry::encode`].
+#[derive(Debug)]
+pub struct SharedEntry {
+    pub key: Box<[u8]>,
+    pub expires_at_ms: Option<u64>,
+    pub value: Value,
+}
+
+impl SharedEntry {
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        encode_entry(&self.key, &self.value, self.expires_at_ms, out);
+    }
+}
+
 /// One entry as [`encode_entry`] wrote it, the value still encoded.
 pub struct RawEntry<'a> {
     pub key: &'a [u8],
@@ -275,7 +290,7 @@ pub fn decode_value(tag: u8, bytes: &[u8]) -> Result<Value, String> {
         TAG_STRING => return Ok(Value::String(Bytes::copy_from_slice(bytes))),
         TAG_SET => {
             let count = reader.count(4)?;
-            let mut members = Box::new(SetValue::with_capacity_and_hasher(
+            let mut members = Shared::new(SetValue::with_capacity_and_hasher(
                 count,
                 Default::default(),
             ));
@@ -286,10 +301,10 @@ pub fn decode_value(tag: u8, bytes: &[u8]) -> Result<Value, String> {
             }
             Value::Set(members)
         }
-        TAG_COUPON => Value::Coupon(Box::new(coupon::Coupon::decode(&mut reader)?)),
-        TAG_STOCK => Value::Stock(Box::new(stock::Stock::decode(&mut reader)?)),
-        TAG_LIKES => Value::Likes(Box::new(likes::Likes::decode(&mut reader)?)),
-        TAG_QUEUE => Value::Queue(Box::new(queue::WaitingRoom::decode(&mut reader)?)),
+        TAG_COUPON => Value::Coupon(Shared::new(coupon::Coupon::decode(&mut reader)?)),
+        TAG_STOCK => Value::Stock(Shared::new(stock::Stock::decode(&mut reader)?)),
+        TAG_LIKES => Value::Likes(Shared::new(likes::Likes::decode(&mut reader)?)),
+        TAG_QUEUE => Value::Queue(Shared::new(queue::WaitingRoom::decode(&mut reader)?)),
         TAG_THROTTLE => Value::Throttle(throttle::Throttle::decode(&mut reader)?),
         _ => return Err(format!("unknown value type tag {tag}")),
     };
