@@ -64,3 +64,18 @@ pub fn cpu_seconds() -> (f64, f64) {
     let seconds = |time: libc::timeval| time.tv_sec as f64 + time.tv_usec as f64 / 1e6;
     (seconds(usage.ru_utime), seconds(usage.ru_stime))
 }
+
+/// CPU time the calling thread has used (CLOCK_THREAD_CPUTIME_ID). Beside wall time it tells a pause the
+/// loop spent working from one where the kernel ran other threads instead (2 cores shared with the syncer,
+/// the snapshot writer and benchmark clients).
+pub fn thread_cpu_time() -> std::time::Duration {
+    let mut time = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // Safety: clock_gettime writes only into the timespec it is given.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut time) } != 0 {
+        return std::time::Duration::ZERO;
+    }
+    std::time::Duration::new(time.tv_sec as u64, time.tv_nsec as u32)
+}
