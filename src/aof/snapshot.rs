@@ -588,10 +588,18 @@ mod tests {
             fs::write(directory.join(name), b"x").unwrap();
         }
         let mut writer = SnapshotWriter::spawn(&directory, 10, 7, || {});
-        let mut chunk = Vec::new();
-        encode_entry(b"k", &Value::String(Bytes::from("v")), None, &mut chunk);
-        writer.send(chunk);
-        writer.finish(1);
+        let mut bytes = Vec::new();
+        encode_entry(b"k", &Value::String(Bytes::from("v")), None, &mut bytes);
+        // A collection handed over by handle: the writer thread serializes it into the same chunk.
+        let set: crate::store::SetValue = [Bytes::from("m")].into_iter().collect();
+        let value = Value::Set(crate::store::Shared::new(set));
+        let shared = vec![SharedEntry {
+            key: Box::from(&b"s"[..]),
+            expires_at_ms: Some(99),
+            value: value.share().expect("a collection"),
+        }];
+        writer.send(SnapshotChunk { bytes, shared });
+        writer.finish(2);
         let WriterReport::Done { deleted, .. } = writer.wait_report() else {
             panic!("failed");
         };
@@ -599,7 +607,25 @@ mod tests {
         let manifest = manifest::read(&directory).unwrap().expect("a manifest");
         assert_eq!(manifest.sequence, 10);
         let bytes = fs::read(directory.join(&manifest.snapshot_file)).unwrap();
-        assert_eq!(read_snapshot(&bytes, |_| Ok(())).unwrap().entry_count, 1);
+        let mut loaded = Vec::new();
+        let summary = read_snapshot(&bytes, |entry| {
+            let value = decode_value(entry.tag, entry.value)?;
+            loaded.push((entry.key.to_vec(), entry.expires_at_ms, value));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!((summary.entry_count, summary.chunk_count), (2, 1));
+        assert!(matches!(&loaded[0], (key, None, Value::String(v)) if key == b"k" && v == "v"));
+        let (key, expiry, Value::Set(loaded_set)) = &loaded[1] else {
+            panic!("the set second");
+        };
+        let Value::Set(set) = &value else {
+            unreachable!("made above")
+        };
+        assert_eq!(
+            (&key[..], *expiry, &**loaded_set),
+            (&b"s"[..], Some(99), &**set)
+        );
         let mut names: Vec<String> = fs::read_dir(&directory)
             .unwrap()
             .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())

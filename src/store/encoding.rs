@@ -344,7 +344,7 @@ mod tests {
         set.insert(Bytes::from_static(b"\x00\xff"));
         for value in [
             Value::String(Bytes::from_static(b"hello\r\n")),
-            Value::Set(Box::new(set)),
+            Value::Set(Shared::new(set)),
         ] {
             let mut out = Vec::new();
             let tag = encode_value(&value, &mut out);
@@ -364,7 +364,7 @@ mod tests {
         let mut set = SetValue::default();
         set.insert(Bytes::from_static(b"member"));
         let mut out = Vec::new();
-        let tag = encode_value(&Value::Set(Box::new(set)), &mut out);
+        let tag = encode_value(&Value::Set(Shared::new(set)), &mut out);
         for cut in 0..out.len() {
             assert!(decode_value(tag, &out[..cut]).is_err(), "cut at {cut}");
         }

@@ -798,6 +798,16 @@ impl ShardLoader {
             .then_some(hash)
     }
 
+    /// How many shards this loader builds; [`ShardLoader::shard_of`] numbers them from 0.
+    pub fn shard_count(&self) -> usize {
+        self.shards.len()
+    }
+
+    /// Which of this loader's shards a hash from [`ShardLoader::owns`] goes to.
+    pub fn shard_of(&self, hash: u64) -> usize {
+        Keyspace::shard_of(hash) - self.first_shard
+    }
+
     /// [`Keyspace::load_entry`] for a key this loader owns, with the hash `owns` returned.
     pub fn load_entry(
         &mut self,
@@ -807,7 +817,8 @@ impl ShardLoader {
         expires_at_ms: Option<u64>,
     ) -> Result<(), String> {
         let deadline_ms = super::encoding::value_deadline_ms(&value);
-        let shard = &mut self.shards[Keyspace::shard_of(hash) - self.first_shard];
+        let index = self.shard_of(hash);
+        let shard = &mut self.shards[index];
         let RawEntryMut::Vacant(vacant) = shard
             .raw_entry_mut_v1()
             .from_hash(hash, |stored| stored[..] == *key)
@@ -1027,6 +1038,104 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn shard_loaders_build_in_parts_the_keyspace_one_loader_would() {
+        let mut keyspace = Keyspace::new();
+        let mut loaders = keyspace.shard_loaders(3, 5_000);
+        let shards: usize = loaders.iter().map(ShardLoader::shard_count).sum();
+        assert_eq!(shards, KEYSPACE_SHARD_COUNT);
+        for index in 0..5_000u64 {
+            let key = format!("k{index}");
+            let owners: Vec<(usize, u64)> = loaders
+                .iter()
+                .enumerate()
+                .filter_map(|(part, loader)| loader.owns(key.as_bytes()).map(|hash| (part, hash)))
+                .collect();
+            assert_eq!(owners.len(), 1, "exactly one loader owns {key}");
+            let (part, hash) = owners[0];
+            let expiry = (index % 7 == 0).then_some(1_000 + index);
+            loaders[part]
+                .load_entry(key.as_bytes(), hash, string("v"), expiry)
+                .expect("new key");
+            if index == 0 {
+                let again = loaders[part].load_entry(key.as_bytes(), hash, string("v"), None);
+                assert!(again.is_err(), "a key twice is refused");
+            }
+        }
+        keyspace.install(loaders);
+        assert_eq!(keyspace.len(), 5_000);
+        assert_eq!(keyspace.expiring_count(), 715);
+        for index in 0..5_000 {
+            assert!(keyspace.contains(format!("k{index}").as_bytes(), 0));
+        }
+        assert_eq!(
+            keyspace.expire_due(1_000, 100).len(),
+            1,
+            "k0 expires at 1000"
+        );
+        keyspace.insert(b"after", string("v"));
+        assert!(keyspace.remove(b"k1").is_some());
+        assert_eq!(keyspace.len(), 4_999);
+    }
+
+    #[test]
+    fn a_snapshot_hands_collections_over_by_handle_unchanged_by_later_commands() {
+        let mut keyspace = Keyspace::new();
+        for index in 0..100 {
+            let set: super::super::SetValue = [Bytes::from("a")].into_iter().collect();
+            keyspace.insert(
+                format!("s{index}").as_bytes(),
+                Value::Set(super::super::Shared::new(set)),
+            );
+        }
+        keyspace.insert(b"string", string("v"));
+        keyspace.snapshot_begin();
+        while !keyspace.snapshot_step(usize::MAX, || true) {}
+        let shared = keyspace.snapshot_take_shared();
+        assert_eq!(shared.len(), 100, "every set handed over");
+        let bytes = keyspace.snapshot_take_bytes(Vec::new());
+        assert_eq!(
+            decode_snapshot(&bytes).len(),
+            1,
+            "only the string serialized on the loop"
+        );
+        for index in 0..100 {
+            let key = format!("s{index}");
+            let Some(Entry {
+                value: Value::Set(set),
+                ..
+            }) = keyspace.get_mut(key.as_bytes(), 0)
+            else {
+                panic!("a set");
+            };
+            set.insert(Bytes::from("b"));
+        }
+        assert_eq!(keyspace.snapshot_end(), 101);
+        for entry in &shared {
+            let Value::Set(set) = &entry.value else {
+                panic!("a set");
+            };
+            assert_eq!(
+                set.len(),
+                1,
+                "the handed-over value is as it was at the start"
+            );
+            let mut out = Vec::new();
+            entry.encode(&mut out);
+            let mut reader = super::super::encoding::Reader::new(&out);
+            let raw = super::super::encoding::read_entry(&mut reader).expect("entry");
+            assert_eq!(raw.key, &entry.key[..]);
+        }
+        let Some(Entry {
+            value: Value::Set(set),
+            ..
+        }) = keyspace.get(b"s0", 0)
+        else {
+            panic!("a set");
+        };
+        assert_eq!(set.len(), 2, "the live value changed");
     }
 
     #[test]
