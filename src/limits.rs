@@ -73,8 +73,8 @@ pub const KEYSPACE_SHARD_COUNT: usize = 1024;
 /// values wait there, sharing memory with the loop, before they are serialized.
 pub const SNAPSHOT_SHARED_VALUES_PER_CHUNK_MAX: usize = 4096;
 
-/// Threads that build the key table from a snapshot at start-up (at most one per core). Each reads the
-/// whole file and inserts the keys of its own range of shards; more threads than cores only add reading.
+/// Threads that build the key table from a snapshot at start-up (at most one per core), each inserting
+/// the keys of its own range of shards after one pass over the file has found where they are.
 pub const SNAPSHOT_LOAD_THREADS_MAX: usize = 8;
 
 const _: () = assert!(INLINE_LENGTH_MAX < BULK_LENGTH_MAX);

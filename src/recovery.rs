@@ -205,30 +205,57 @@ fn delete_temporary_files(directory: &Path) {
     }
 }
 
-/// One load thread's work: verify the whole snapshot, then insert the entries of the loader's shards.
+/// Loads a snapshot into `loaders` (see `Keyspace::shard_loaders`), in two passes.
 ///
 /// Why two passes: the file's order is random with respect to this process's shards (the hash is seeded
 /// per process), so inserting in file order misses the cache on nearly every key, in the shard's table
-/// and where its entry goes. The first pass notes each owned entry's hash and offset per shard; the
-/// second inserts shard by shard, so one shard's table and entries stay in cache while it fills, and only
-/// the reads of the (already verified) file are scattered.
-fn load_snapshot_part(
+/// and where its entry goes. The first pass, on this thread, verifies the whole file and notes each
+/// entry's hash and offset by shard; the second, one thread per loader, inserts shard by shard, so one
+/// shard's table and entries stay in cache while it fills, and only the reads of the (already verified)
+/// file are scattered, fetched ahead.
+fn load_snapshot_parts(
     map: &[u8],
-    mut loader: ShardLoader,
+    mut loaders: Vec<ShardLoader>,
     keys_expected: usize,
-) -> Result<(SnapshotSummary, ShardLoader), SnapshotDamage> {
-    let per_shard = keys_expected.div_ceil(loader.shard_count().max(1));
-    let mut places: Vec<Vec<(u64, usize)>> = (0..loader.shard_count())
+) -> Result<(SnapshotSummary, Vec<ShardLoader>), SnapshotDamage> {
+    let shard_count: usize = loaders.iter().map(ShardLoader::shard_count).sum();
+    let per_shard = keys_expected.div_ceil(shard_count.max(1));
+    let mut places: Vec<Vec<(u64, usize)>> = (0..shard_count)
         .map(|_| Vec::with_capacity(per_shard + per_shard / 16))
         .collect();
+    let locator = &loaders[0];
     let summary = read_snapshot(map, |entry| {
-        if let Some(hash) = loader.owns(entry.key) {
-            // An entry starts with its key's `u32` length, just before the key's bytes.
-            let start = entry.key.as_ptr() as usize - map.as_ptr() as usize - 4;
-            places[loader.shard_of(hash)].push((hash, start));
-        }
+        let (shard, hash) = locator.locate(entry.key);
+        // An entry starts with its key's `u32` length, just before the key's bytes.
+        let start = entry.key.as_ptr() as usize - map.as_ptr() as usize - 4;
+        places[shard].push((hash, start));
         Ok(())
     })?;
+    let results: Vec<Result<ShardLoader, SnapshotDamage>> = std::thread::scope(|scope| {
+        let mut places = places.into_iter();
+        let handles: Vec<_> = loaders
+            .drain(..)
+            .map(|loader| {
+                let shards: Vec<_> = places.by_ref().take(loader.shard_count()).collect();
+                scope.spawn(move || insert_shards(map, loader, shards))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| handle.join().expect("a snapshot load thread panicked"))
+            .collect()
+    });
+    let loaders = results.into_iter().collect::<Result<Vec<_>, _>>()?;
+    Ok((summary, loaders))
+}
+
+/// The second pass of [`load_snapshot_parts`] for one loader: `places` holds, for each of its shards in
+/// order, the hash and offset of every entry the first pass found for it.
+fn insert_shards(
+    map: &[u8],
+    mut loader: ShardLoader,
+    places: Vec<Vec<(u64, usize)>>,
+) -> Result<ShardLoader, SnapshotDamage> {
     for shard_places in places {
         for (position, &(hash, start)) in shard_places.iter().enumerate() {
             if let Some(&(_, ahead)) = shard_places.get(position + SNAPSHOT_LOAD_PREFETCH_DISTANCE)
@@ -246,7 +273,7 @@ fn load_snapshot_part(
                 .map_err(damage)?;
         }
     }
-    Ok((summary, loader))
+    Ok(loader)
 }
 
 /// How many entries ahead the second pass of `load_snapshot_part` asks the CPU to fetch: its reads of the
@@ -303,46 +330,15 @@ fn load_snapshot(
     } else {
         0
     };
-    // Threads each read the whole file (verifying every checksum: cheap next to inserting) and decode and
-    // insert only the keys of their own shards, so the key table is built on every core at once.
+    // One thread per core builds the key table, each its own range of shards.
     let threads = std::thread::available_parallelism()
         .map_or(1, |count| count.get())
         .min(SNAPSHOT_LOAD_THREADS_MAX);
     let loaders = store.keyspace.shard_loaders(threads, keys_expected);
-    let results: Vec<_> = std::thread::scope(|scope| {
-        let handles: Vec<_> = loaders
-            .into_iter()
-            .map(|loader| {
-                let map = &map;
-                scope.spawn(move || load_snapshot_part(map, loader, keys_expected / threads))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|handle| handle.join().expect("a snapshot load thread panicked"))
-            .collect()
-    });
-    let mut loaders = Vec::new();
-    let mut summary = None;
-    let mut failure = None;
-    for result in results {
-        match result {
-            Ok((loaded, loader)) => {
-                summary = Some(loaded);
-                loaders.push(loader);
-            }
-            Err(damage) => {
-                failure.get_or_insert(damage);
-            }
-        }
-    }
-    let summary = match failure {
-        None => {
-            store.keyspace.install(loaders);
-            Ok(summary.expect("at least one load thread"))
-        }
-        Some(damage) => Err(damage),
-    }
+    let summary = load_snapshot_parts(&map, loaders, keys_expected).map(|(summary, loaders)| {
+        store.keyspace.install(loaders);
+        summary
+    })
     .map_err(|damage| {
         RecoveryError(format!(
             "the snapshot {} named by the manifest is damaged and dibs will not start: {damage}. The file was \

@@ -798,6 +798,12 @@ impl ShardLoader {
             .then_some(hash)
     }
 
+    /// The shard of the whole keyspace (not only this loader's) that `key` belongs to, and its hash.
+    pub fn locate(&self, key: &[u8]) -> (usize, u64) {
+        let hash = BuildHasher::hash_one(&self.hasher, key);
+        (Keyspace::shard_of(hash), hash)
+    }
+
     /// How many shards this loader builds; [`ShardLoader::shard_of`] numbers them from 0.
     pub fn shard_count(&self) -> usize {
         self.shards.len()
