@@ -7,9 +7,12 @@
 //! Nothing here does I/O: the syncer thread rotates the log file, the writer thread frames, checksums,
 //! writes, fsyncs, renames and deletes. The loop's share is serialization, and each iteration does at most
 //! `SNAPSHOT_STEP_BUDGET` of it (the keyspace checks the clock every 64 entries) and stops early while the
-//! writer's bounded queue is full. Entries changed in between are serialized by the keyspace's
-//! copy-on-write hook, one entry at a time. So the longest pause compaction adds is about
-//! `SNAPSHOT_STEP_BUDGET` plus the time to serialize the largest single value (see `store::keyspace`).
+//! writer's bounded queue is full. Collections are not serialized here at all: the keyspace hands them
+//! over by handle and the writer thread serializes them, so a step's cost does not depend on how big a
+//! value is. Entries changed in between are serialized by the keyspace's copy-on-write hook, one entry at
+//! a time. So the longest pause compaction adds is about `SNAPSHOT_STEP_BUDGET`, plus, only when a command
+//! changes a large collection during the compaction, the time to serialize or copy that one value (see
+//! `store::keyspace`).
 //!
 //! # When it starts
 //! A start is only ever *scheduled* by a command (BGREWRITEAOF, the automatic trigger) and happens in
@@ -22,9 +25,10 @@ use std::time::{Duration, Instant};
 use mio::Waker;
 
 use crate::aof::record::FILE_HEADER_SIZE;
-use crate::aof::snapshot::{SnapshotWriter, WriterReport, SNAPSHOT_CHUNK_SIZE};
+use crate::aof::snapshot::{SnapshotChunk, SnapshotWriter, WriterReport, SNAPSHOT_CHUNK_SIZE};
 use crate::aof::storage::{FileStorage, Storage};
 use crate::journal::Journal;
+use crate::limits::SNAPSHOT_SHARED_VALUES_PER_CHUNK_MAX;
 use crate::recovery::log_file_name;
 use crate::store::Store;
 
@@ -48,7 +52,7 @@ struct Running {
     serialized: bool,
     entry_count: u64,
     /// A chunk the writer's full queue did not take yet.
-    pending_chunk: Option<Vec<u8>>,
+    pending_chunk: Option<SnapshotChunk>,
     finish_sent: bool,
     bytes_appended_at_start: u64,
 }
@@ -85,11 +89,15 @@ impl Running {
             let done = store
                 .keyspace
                 .snapshot_step(SNAPSHOT_CHUNK_SIZE, &mut keep_going);
-            if done || store.keyspace.snapshot_pending_bytes() >= SNAPSHOT_CHUNK_SIZE {
-                let chunk = store
+            if done
+                || store.keyspace.snapshot_pending_bytes() >= SNAPSHOT_CHUNK_SIZE
+                || store.keyspace.snapshot_pending_shared() >= SNAPSHOT_SHARED_VALUES_PER_CHUNK_MAX
+            {
+                let bytes = store
                     .keyspace
                     .snapshot_take_bytes(Vec::with_capacity(SNAPSHOT_CHUNK_SIZE));
-                self.pending_chunk = Some(chunk);
+                let shared = store.keyspace.snapshot_take_shared();
+                self.pending_chunk = Some(SnapshotChunk { bytes, shared });
             }
             if done {
                 self.entry_count = store.keyspace.snapshot_end();
@@ -142,6 +150,9 @@ pub struct Compaction {
     tail_appended_start: u64,
     /// The longest loop iteration seen, for INFO (reset by CONFIG RESETSTAT).
     pub loop_iteration_max: Duration,
+    /// The most CPU time the loop thread used in one iteration: a wall-clock maximum far above it means
+    /// the thread was waiting for a core, not working.
+    pub loop_iteration_cpu_max: Duration,
 }
 
 impl Compaction {
@@ -168,6 +179,7 @@ impl Compaction {
             tail_bytes_start: log_bytes,
             tail_appended_start: 0,
             loop_iteration_max: Duration::ZERO,
+            loop_iteration_cpu_max: Duration::ZERO,
         }
     }
 

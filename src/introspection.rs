@@ -240,7 +240,8 @@ fn stats_section(view: &View, text: &mut String) {
          rejected_connections:{}\r\n\
          client_output_buffer_limit_disconnections:{}\r\n\
          expired_keys:{}\r\n\
-         loop_iteration_max_microseconds:{}\r\n",
+         loop_iteration_max_microseconds:{}\r\n\
+         loop_iteration_cpu_max_microseconds:{}\r\n",
         view.connections_received,
         view.commands_processed,
         view.input_bytes,
@@ -249,6 +250,7 @@ fn stats_section(view: &View, text: &mut String) {
         view.output_limit_disconnections,
         view.store.keyspace.expired_keys_total,
         view.compaction.loop_iteration_max.as_micros(),
+        view.compaction.loop_iteration_cpu_max.as_micros(),
     );
 }
 

@@ -68,6 +68,15 @@ pub const CLIENT_NAME_LENGTH_MAX: usize = 1024;
 /// A power of two, so the shard is a shift of the key's hash.
 pub const KEYSPACE_SHARD_COUNT: usize = 1024;
 
+/// Collections a compaction hands the snapshot writer thread by handle in one chunk (the loop serializes
+/// none itself, see `store::keyspace`). Bounds the writer's work per queued chunk, and so how long the
+/// values wait there, sharing memory with the loop, before they are serialized.
+pub const SNAPSHOT_SHARED_VALUES_PER_CHUNK_MAX: usize = 4096;
+
+/// Threads that build the key table from a snapshot at start-up (at most one per core), each inserting
+/// the keys of its own range of shards after one pass over the file has found where they are.
+pub const SNAPSHOT_LOAD_THREADS_MAX: usize = 8;
+
 const _: () = assert!(INLINE_LENGTH_MAX < BULK_LENGTH_MAX);
 const _: () = assert!(KEYSPACE_SHARD_COUNT.is_power_of_two() && KEYSPACE_SHARD_COUNT > 1);
 const _: () = assert!(UNAUTHENTICATED_BULK_LENGTH_MAX <= UNAUTHENTICATED_QUERY_BUFFER_SIZE_MAX);

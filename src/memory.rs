@@ -4,7 +4,36 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// Live bytes, as the sum of this and every thread's unpublished change (wrapping: a thread may free
+/// what another allocated).
 static ALLOCATED_BYTES: AtomicU64 = AtomicU64::new(0);
+
+/// How far a thread's own count may drift before it is added to `ALLOCATED_BYTES`. Why: with one shared
+/// atomic per allocation, threads allocating at once (the snapshot load threads at start-up: two
+/// allocations a key, millions of keys) fight over its cache line; batching makes that rare. The price is
+/// that `used_memory` may be off by this much per thread.
+const ALLOCATED_BYTES_UNPUBLISHED_MAX: i64 = 64 * 1024;
+
+thread_local! {
+    static UNPUBLISHED_BYTES: std::cell::Cell<i64> = const { std::cell::Cell::new(0) };
+}
+
+/// Adds `change` to the calling thread's count and publishes it once it is large.
+fn count(change: i64) {
+    let published = UNPUBLISHED_BYTES.try_with(|unpublished| {
+        let total = unpublished.get() + change;
+        if total.abs() < ALLOCATED_BYTES_UNPUBLISHED_MAX {
+            unpublished.set(total);
+        } else {
+            unpublished.set(0);
+            ALLOCATED_BYTES.fetch_add(total as u64, Ordering::Relaxed);
+        }
+    });
+    if published.is_err() {
+        // The thread's storage is gone (it is exiting): count directly.
+        ALLOCATED_BYTES.fetch_add(change as u64, Ordering::Relaxed);
+    }
+}
 
 /// The system allocator, counting live bytes. Relaxed atomics: the count is a statistic, not a lock.
 pub struct CountingAllocator;
@@ -13,20 +42,20 @@ unsafe impl GlobalAlloc for CountingAllocator {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         let pointer = unsafe { System.alloc(layout) };
         if !pointer.is_null() {
-            ALLOCATED_BYTES.fetch_add(layout.size() as u64, Ordering::Relaxed);
+            count(layout.size() as i64);
         }
         pointer
     }
 
     unsafe fn dealloc(&self, pointer: *mut u8, layout: Layout) {
         unsafe { System.dealloc(pointer, layout) };
-        ALLOCATED_BYTES.fetch_sub(layout.size() as u64, Ordering::Relaxed);
+        count(-(layout.size() as i64));
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
         let pointer = unsafe { System.alloc_zeroed(layout) };
         if !pointer.is_null() {
-            ALLOCATED_BYTES.fetch_add(layout.size() as u64, Ordering::Relaxed);
+            count(layout.size() as i64);
         }
         pointer
     }
@@ -34,16 +63,17 @@ unsafe impl GlobalAlloc for CountingAllocator {
     unsafe fn realloc(&self, pointer: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         let moved = unsafe { System.realloc(pointer, layout, new_size) };
         if !moved.is_null() {
-            ALLOCATED_BYTES.fetch_add(new_size as u64, Ordering::Relaxed);
-            ALLOCATED_BYTES.fetch_sub(layout.size() as u64, Ordering::Relaxed);
+            count(new_size as i64 - layout.size() as i64);
         }
         moved
     }
 }
 
-/// Live heap bytes, or 0 when the counting allocator is not installed (unit tests).
+/// Live heap bytes (within `ALLOCATED_BYTES_UNPUBLISHED_MAX` per thread), or 0 when the counting
+/// allocator is not installed (unit tests).
 pub fn allocated_bytes() -> u64 {
-    ALLOCATED_BYTES.load(Ordering::Relaxed)
+    // Unpublished allocations of one thread can trail another's published frees of them.
+    (ALLOCATED_BYTES.load(Ordering::Relaxed) as i64).max(0) as u64
 }
 
 /// Resident set size from /proc/self/statm.
@@ -63,4 +93,19 @@ pub fn cpu_seconds() -> (f64, f64) {
     }
     let seconds = |time: libc::timeval| time.tv_sec as f64 + time.tv_usec as f64 / 1e6;
     (seconds(usage.ru_utime), seconds(usage.ru_stime))
+}
+
+/// CPU time the calling thread has used (CLOCK_THREAD_CPUTIME_ID). Beside wall time it tells a pause the
+/// loop spent working from one where the kernel ran other threads instead (2 cores shared with the syncer,
+/// the snapshot writer and benchmark clients).
+pub fn thread_cpu_time() -> std::time::Duration {
+    let mut time = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // Safety: clock_gettime writes only into the timespec it is given.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut time) } != 0 {
+        return std::time::Duration::ZERO;
+    }
+    std::time::Duration::new(time.tv_sec as u64, time.tv_nsec as u32)
 }

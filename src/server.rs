@@ -200,6 +200,7 @@ impl Server {
                 return Err(error);
             }
             let iteration_started = Instant::now();
+            let iteration_cpu_started = crate::memory::thread_cpu_time();
             self.now_ms = self.now_ms.max(system_time_ms());
             for event in events.iter() {
                 match event.token() {
@@ -251,6 +252,11 @@ impl Server {
             let iteration = iteration_started.elapsed();
             if iteration > self.compaction.loop_iteration_max {
                 self.compaction.loop_iteration_max = iteration;
+            }
+            let iteration_cpu =
+                crate::memory::thread_cpu_time().saturating_sub(iteration_cpu_started);
+            if iteration_cpu > self.compaction.loop_iteration_cpu_max {
+                self.compaction.loop_iteration_cpu_max = iteration_cpu;
             }
         }
         self.journal.shut_down();
@@ -1223,6 +1229,7 @@ impl Server {
 
     pub(crate) fn reset_statistics(&mut self) {
         self.compaction.loop_iteration_max = Duration::ZERO;
+        self.compaction.loop_iteration_cpu_max = Duration::ZERO;
     }
 
     pub(crate) fn set_requirepass(&mut self, password: Option<String>) {

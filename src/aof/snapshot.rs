@@ -42,7 +42,7 @@ use crossbeam_channel::{Receiver, Sender};
 
 use super::manifest::{self, Manifest};
 use super::storage::sync_directory_of;
-use crate::store::encoding::{read_entry, RawEntry, Reader};
+use crate::store::encoding::{read_entry, RawEntry, Reader, SharedEntry};
 
 pub const SNAPSHOT_MAGIC: &[u8; 8] = b"DIBSSNP1";
 pub const SNAPSHOT_HEADER_SIZE: usize = 28;
@@ -227,10 +227,30 @@ pub fn read_snapshot(
     }
 }
 
+/// Entries for one chunk: serialized ones, and collections taken by handle that the writer thread
+/// serializes after them (off the loop: see `store::keyspace`, "Pauses").
+#[derive(Debug, Default)]
+pub struct SnapshotChunk {
+    pub bytes: Vec<u8>,
+    pub shared: Vec<SharedEntry>,
+}
+
+impl SnapshotChunk {
+    /// The chunk's payload: whole entries back to back. Drops the handles, so the loop can change those
+    /// values again without copying them.
+    fn into_payload(self) -> Vec<u8> {
+        let SnapshotChunk { mut bytes, shared } = self;
+        for entry in shared {
+            entry.encode(&mut bytes);
+        }
+        bytes
+    }
+}
+
 /// What the loop sends the writer thread.
 pub enum WriterMessage {
     /// Whole entries, to frame as one chunk.
-    Chunk(Vec<u8>),
+    Chunk(SnapshotChunk),
     /// Every entry was sent: finish the file, publish it in the manifest, delete what it replaces.
     Finish { entry_count: u64 },
 }
@@ -299,7 +319,7 @@ impl SnapshotWriter {
     }
 
     /// Hands over a chunk without blocking; gives it back when the queue is full.
-    pub fn try_send(&self, chunk: Vec<u8>) -> Result<(), Vec<u8>> {
+    pub fn try_send(&self, chunk: SnapshotChunk) -> Result<(), SnapshotChunk> {
         let sender = self.sender.as_ref().expect("sender lives until finish");
         match sender.try_send(WriterMessage::Chunk(chunk)) {
             Ok(()) => Ok(()),
@@ -310,7 +330,7 @@ impl SnapshotWriter {
     }
 
     /// Hands over a chunk, waiting while the queue is full (SAVE).
-    pub fn send(&self, chunk: Vec<u8>) {
+    pub fn send(&self, chunk: SnapshotChunk) {
         let sender = self.sender.as_ref().expect("sender lives until finish");
         let _ = sender.send(WriterMessage::Chunk(chunk));
     }
@@ -379,6 +399,7 @@ fn write_snapshot(
     let entry_count = loop {
         match receiver.recv() {
             Ok(WriterMessage::Chunk(chunk)) => {
+                let chunk = chunk.into_payload();
                 if chunk.is_empty() {
                     continue;
                 }
@@ -575,15 +596,23 @@ mod tests {
             fs::write(directory.join(name), b"x").unwrap();
         }
         let mut writer = SnapshotWriter::spawn(&directory, 10, 7, || {});
-        let mut chunk = Vec::new();
+        let mut bytes = Vec::new();
         encode_entry(
             b"k",
             &Value::String(crate::small_bytes::SmallBytes::from("v")),
             None,
-            &mut chunk,
+            &mut bytes,
         );
-        writer.send(chunk);
-        writer.finish(1);
+        // A collection handed over by handle: the writer thread serializes it into the same chunk.
+        let set: crate::store::SetValue = [bytes::Bytes::from("m")].into_iter().collect();
+        let value = Value::Set(crate::store::Shared::new(set));
+        let shared = vec![SharedEntry {
+            key: Box::from(&b"s"[..]),
+            expires_at_ms: Some(99),
+            value: value.share().expect("a collection"),
+        }];
+        writer.send(SnapshotChunk { bytes, shared });
+        writer.finish(2);
         let WriterReport::Done { deleted, .. } = writer.wait_report() else {
             panic!("failed");
         };
@@ -591,7 +620,27 @@ mod tests {
         let manifest = manifest::read(&directory).unwrap().expect("a manifest");
         assert_eq!(manifest.sequence, 10);
         let bytes = fs::read(directory.join(&manifest.snapshot_file)).unwrap();
-        assert_eq!(read_snapshot(&bytes, |_| Ok(())).unwrap().entry_count, 1);
+        let mut loaded = Vec::new();
+        let summary = read_snapshot(&bytes, |entry| {
+            let value = decode_value(entry.tag, entry.value)?;
+            loaded.push((entry.key.to_vec(), entry.expires_at_ms, value));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!((summary.entry_count, summary.chunk_count), (2, 1));
+        assert!(
+            matches!(&loaded[0], (key, None, Value::String(v)) if key == b"k" && v.as_bytes() == b"v")
+        );
+        let (key, expiry, Value::Set(loaded_set)) = &loaded[1] else {
+            panic!("the set second");
+        };
+        let Value::Set(set) = &value else {
+            unreachable!("made above")
+        };
+        assert_eq!(
+            (&key[..], *expiry, &**loaded_set),
+            (&b"s"[..], Some(99), &**set)
+        );
         let mut names: Vec<String> = fs::read_dir(&directory)
             .unwrap()
             .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())

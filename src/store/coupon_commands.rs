@@ -18,6 +18,7 @@
 use super::coupon::{Coupon, CouponSpec, IssueStatus};
 use super::idempotency::IdempotencyPolicy;
 use super::sets::parse_cursor;
+use super::shared::Shared;
 use super::{
     integer_bytes, integer_reply, is_option, parse_request_id, syntax_error,
     unsigned_or_out_of_range, wrong_type, Call, Store, Value,
@@ -83,7 +84,9 @@ pub fn create(store: &mut Store, call: &mut Call) -> Reply {
         Ok(coupon) => coupon,
         Err(message) => return Reply::error(message),
     };
-    store.keyspace.insert(key, Value::Coupon(Box::new(coupon)));
+    store
+        .keyspace
+        .insert(key, Value::Coupon(Shared::new(coupon)));
     call.log_as_received();
     Reply::OK
 }

@@ -20,7 +20,7 @@
 
 use bytes::Bytes;
 
-use super::{coupon, likes, queue, stock, throttle, SetValue, Value};
+use super::{coupon, likes, queue, stock, throttle, SetValue, Shared, Value};
 
 /// The type tag of each value in a snapshot entry.
 pub const TAG_STRING: u8 = 1;
@@ -208,6 +208,21 @@ pub fn encode_entry(key: &[u8], value: &Value, expires_at_ms: Option<u64>, out: 
     out[tag_at + 1..value_at].copy_from_slice(&value_length.to_le_bytes());
 }
 
+/// An entry whose value a snapshot took by handle (`Value::share`) rather than serializing it on the
+/// loop; the snapshot writer thread serializes it with [`SharedEntry::encode`].
+#[derive(Debug)]
+pub struct SharedEntry {
+    pub key: Box<[u8]>,
+    pub expires_at_ms: Option<u64>,
+    pub value: Value,
+}
+
+impl SharedEntry {
+    pub fn encode(&self, out: &mut Vec<u8>) {
+        encode_entry(&self.key, &self.value, self.expires_at_ms, out);
+    }
+}
+
 /// One entry as [`encode_entry`] wrote it, the value still encoded.
 pub struct RawEntry<'a> {
     pub key: &'a [u8],
@@ -279,7 +294,7 @@ pub fn decode_value(tag: u8, bytes: &[u8]) -> Result<Value, String> {
         }
         TAG_SET => {
             let count = reader.count(4)?;
-            let mut members = Box::new(SetValue::with_capacity_and_hasher(
+            let mut members = Shared::new(SetValue::with_capacity_and_hasher(
                 count,
                 Default::default(),
             ));
@@ -290,10 +305,10 @@ pub fn decode_value(tag: u8, bytes: &[u8]) -> Result<Value, String> {
             }
             Value::Set(members)
         }
-        TAG_COUPON => Value::Coupon(Box::new(coupon::Coupon::decode(&mut reader)?)),
-        TAG_STOCK => Value::Stock(Box::new(stock::Stock::decode(&mut reader)?)),
-        TAG_LIKES => Value::Likes(Box::new(likes::Likes::decode(&mut reader)?)),
-        TAG_QUEUE => Value::Queue(Box::new(queue::WaitingRoom::decode(&mut reader)?)),
+        TAG_COUPON => Value::Coupon(Shared::new(coupon::Coupon::decode(&mut reader)?)),
+        TAG_STOCK => Value::Stock(Shared::new(stock::Stock::decode(&mut reader)?)),
+        TAG_LIKES => Value::Likes(Shared::new(likes::Likes::decode(&mut reader)?)),
+        TAG_QUEUE => Value::Queue(Shared::new(queue::WaitingRoom::decode(&mut reader)?)),
         TAG_THROTTLE => Value::Throttle(throttle::Throttle::decode(&mut reader)?),
         _ => return Err(format!("unknown value type tag {tag}")),
     };
@@ -333,7 +348,7 @@ mod tests {
         set.insert(Bytes::from_static(b"\x00\xff"));
         for value in [
             Value::String(crate::small_bytes::SmallBytes::from(&b"hello\r\n"[..])),
-            Value::Set(Box::new(set)),
+            Value::Set(Shared::new(set)),
         ] {
             let mut out = Vec::new();
             let tag = encode_value(&value, &mut out);
@@ -353,7 +368,7 @@ mod tests {
         let mut set = SetValue::default();
         set.insert(Bytes::from_static(b"member"));
         let mut out = Vec::new();
-        let tag = encode_value(&Value::Set(Box::new(set)), &mut out);
+        let tag = encode_value(&Value::Set(Shared::new(set)), &mut out);
         for cut in 0..out.len() {
             assert!(decode_value(tag, &out[..cut]).is_err(), "cut at {cut}");
         }

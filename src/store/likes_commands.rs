@@ -15,6 +15,7 @@
 
 use super::likes::Likes;
 use super::sets::parse_cursor;
+use super::shared::Shared;
 use super::{
     integer_bytes, integer_reply, unsigned_or_out_of_range, wrong_type, Call, Store, Value,
 };
@@ -53,7 +54,7 @@ pub fn add(store: &mut Store, call: &mut Call) -> Reply {
         Some(Value::Likes(likes)) => likes.add(call.argument(2)),
         Some(_) => return wrong_type(),
         None => {
-            let mut likes = Box::new(Likes::new());
+            let mut likes = Shared::new(Likes::new());
             let change = likes.add(call.argument(2));
             // A refused like leaves no empty post behind.
             if change.is_ok() {

@@ -23,6 +23,7 @@ pub mod live_store;
 pub mod queue;
 pub mod queue_commands;
 pub mod sets;
+pub mod shared;
 pub mod stock;
 pub mod stock_commands;
 pub mod strings;
@@ -33,6 +34,7 @@ use bytes::Bytes;
 use indexmap::IndexSet;
 
 pub use keyspace::{Entry, Key, Keyspace};
+pub use shared::Shared;
 
 use crate::aof::payload;
 use crate::resp::Reply;
@@ -48,11 +50,11 @@ pub enum Value {
     /// Boxed like the other collections: an inline `IndexSet` made every `Value` (and so every key's
     /// entry) 88 bytes; boxed, a value is 32 and a string key's entry 56, which is most of the keyspace's
     /// memory and of the time to load it at start-up.
-    Set(Box<SetValue>),
-    Coupon(Box<coupon::Coupon>),
-    Stock(Box<stock::Stock>),
-    Likes(Box<likes::Likes>),
-    Queue(Box<queue::WaitingRoom>),
+    Set(Shared<SetValue>),
+    Coupon(Shared<coupon::Coupon>),
+    Stock(Shared<stock::Stock>),
+    Likes(Shared<likes::Likes>),
+    Queue(Shared<queue::WaitingRoom>),
     /// Not boxed: a limiter is one 8-byte number, no bigger than the box pointer.
     Throttle(throttle::Throttle),
 }
@@ -61,6 +63,20 @@ pub enum Value {
 const _: () = assert!(std::mem::size_of::<Value>() == 32);
 
 impl Value {
+    /// A handle to this value as it is now, for the snapshot writer thread to serialize off the loop, for
+    /// the collections (constant time, see `shared`); `None` for strings and limiters, whose serialization
+    /// is a copy of their bytes anyway.
+    pub fn share(&self) -> Option<Value> {
+        match self {
+            Value::String(_) | Value::Throttle(_) => None,
+            Value::Set(set) => Some(Value::Set(set.share())),
+            Value::Coupon(coupon) => Some(Value::Coupon(coupon.share())),
+            Value::Stock(stock) => Some(Value::Stock(stock.share())),
+            Value::Likes(likes) => Some(Value::Likes(likes.share())),
+            Value::Queue(room) => Some(Value::Queue(room.share())),
+        }
+    }
+
     /// The name TYPE answers.
     pub fn type_name(&self) -> &'static str {
         match self {

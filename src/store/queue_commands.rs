@@ -29,6 +29,7 @@
 //! is registered with [`super::Keyspace::set_timer`].
 
 use super::queue::WaitingRoom;
+use super::shared::Shared;
 use super::{
     integer_reply, is_option, syntax_error, unsigned_or_out_of_range, wrong_type, Call, Fired,
     Mutations, Store, Value,
@@ -93,7 +94,7 @@ pub fn join(store: &mut Store, call: &mut Call) -> Reply {
     let result = match write_room(store, key, now_ms) {
         Ok(Some(room)) => room.join(user, now_ms),
         Ok(None) => {
-            let mut room = Box::new(WaitingRoom::new());
+            let mut room = Shared::new(WaitingRoom::new());
             let result = room.join(user, now_ms);
             // A refused JOIN leaves no empty room behind.
             if result.is_ok() {
@@ -224,7 +225,7 @@ pub fn config(store: &mut Store, call: &mut Call) -> Reply {
             before != idle_timeout_ms
         }
         Ok(None) => {
-            let mut room = Box::new(WaitingRoom::new());
+            let mut room = Shared::new(WaitingRoom::new());
             if let Err(message) = room.set_idle_timeout_ms(idle_timeout_ms) {
                 return Reply::error(message);
             }

@@ -5,7 +5,7 @@
 
 use bytes::Bytes;
 
-use super::{is_option, syntax_error, wrong_type, Call, SetValue, Store, Value};
+use super::{is_option, syntax_error, wrong_type, Call, SetValue, Shared, Store, Value};
 use crate::limits;
 use crate::resp::Reply;
 
@@ -45,7 +45,7 @@ pub fn sadd(store: &mut Store, call: &mut Call) -> Reply {
     }
     let entry = store
         .keyspace
-        .get_or_insert_with(key, call.now_ms, || Value::Set(Box::default()));
+        .get_or_insert_with(key, call.now_ms, || Value::Set(Shared::default()));
     let Value::Set(set) = &mut entry.value else {
         unreachable!("type checked above");
     };

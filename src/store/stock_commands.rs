@@ -27,6 +27,7 @@
 use bytes::Bytes;
 
 use super::idempotency::{Applied, IdempotencyPolicy};
+use super::shared::Shared;
 use super::stock::{ReservationId, Stock};
 use super::{
     integer_bytes, integer_reply, not_an_integer, parse_request_id, unsigned_or_out_of_range,
@@ -67,7 +68,7 @@ fn apply<Outcome>(
         }
         Some(_) => return Err(wrong_type()),
         None if missing == Missing::Create => {
-            let mut stock = Box::new(Stock::new(IdempotencyPolicy::default()));
+            let mut stock = Shared::new(Stock::new(IdempotencyPolicy::default()));
             let mut applied = operation(&mut stock, now_ms).map_err(Reply::error)?;
             // Creating the key is a change even when the operation alone was not (`STOCK.SET sku 0`).
             applied.changed = true;
