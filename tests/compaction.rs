@@ -12,15 +12,21 @@ use std::time::{Duration, Instant};
 use common::{run_to_exit, wait_until, Server, TempDir};
 
 fn info_field(connection: &mut redis::Connection, field: &str) -> String {
-    let info: String = redis::cmd("INFO")
-        .arg("persistence")
-        .query(connection)
-        .expect("INFO");
-    info.lines()
+    try_info_field(connection, field).expect("INFO")
+}
+
+/// `info_field` for a server that may be killed at any moment: a lost connection is an error, not a panic.
+fn try_info_field(
+    connection: &mut redis::Connection,
+    field: &str,
+) -> Result<String, redis::RedisError> {
+    let info: String = redis::cmd("INFO").arg("persistence").query(connection)?;
+    Ok(info
+        .lines()
         .find_map(|line| line.strip_prefix(&format!("{field}:")))
         .unwrap_or_else(|| panic!("no {field} in INFO"))
         .trim()
-        .to_string()
+        .to_string())
 }
 
 fn wait_for_rewrites(connection: &mut redis::Connection, rewrites: u64) {
@@ -448,9 +454,10 @@ fn crash_once(
                         .arg("counter")
                         .query::<i64>(&mut connection)?;
                     acknowledged += 1;
+                    // The injected kill may land during these INFOs too: that is an Err like any other.
                     if acknowledged % 10 == 0
-                        && info_field(&mut connection, "aof_rewrite_in_progress") == "0"
-                        && info_field(&mut connection, "aof_rewrite_scheduled") == "0"
+                        && try_info_field(&mut connection, "aof_rewrite_in_progress")? == "0"
+                        && try_info_field(&mut connection, "aof_rewrite_scheduled")? == "0"
                     {
                         return Ok(false);
                     }
