@@ -441,6 +441,9 @@ impl Server {
         connection.budget_spent_on_commands = false;
         let mut executed = 0;
         let mut after = After::Continue;
+        // One argument list for every multibulk of this turn (they all borrow `buffer`): no allocation per
+        // command.
+        let mut multibulk_arguments: Vec<&[u8]> = Vec::new();
         while !connection.close_after_reply {
             if executed >= limits::COMMANDS_PER_ITERATION_MAX {
                 connection.budget_spent_on_commands = true;
@@ -461,13 +464,15 @@ impl Server {
             match connection.decoder.decode(available, decode_limits) {
                 Ok(None) => break,
                 Ok(Some(Request::Multibulk { consumed })) => {
-                    let arguments: Vec<&[u8]> = connection
-                        .decoder
-                        .argument_ranges()
-                        .iter()
-                        .map(|range| &available[range.clone()])
-                        .collect();
-                    after = self.execute(&mut connection, &arguments);
+                    multibulk_arguments.clear();
+                    multibulk_arguments.extend(
+                        connection
+                            .decoder
+                            .argument_ranges()
+                            .iter()
+                            .map(|range| &available[range.clone()]),
+                    );
+                    after = self.execute(&mut connection, &multibulk_arguments);
                     connection.consumed += consumed;
                 }
                 Ok(Some(Request::Inline {
