@@ -73,6 +73,18 @@ pub const KEYSPACE_SHARD_COUNT: usize = 1024;
 /// values wait there, sharing memory with the loop, before they are serialized.
 pub const SNAPSHOT_SHARED_VALUES_PER_CHUNK_MAX: usize = 4096;
 
+/// Snapshot bytes the writer lets pile up in the page cache before it starts their writeback, and at most
+/// two such windows are unwritten at any time. Without this a snapshot of hundreds of megabytes is all
+/// written back by its final fsync, the disk is busy with it for many milliseconds, and every log fsync
+/// (so every reply under `always`) waits behind it: Redis's rewrite stall, and the reason for its
+/// `aof-rewrite-incremental-fsync` (4 MB).
+pub const SNAPSHOT_WRITEBACK_BYTES: u64 = 4 << 20;
+
+/// How much of a replaced snapshot or log file one step of its deletion frees (see
+/// `aof::snapshot::shrink_gradually`): bounds the journal work each of the log's fsyncs may have to
+/// commit while old files are deleted after a compaction.
+pub const FILE_DELETE_STEP_BYTES: u64 = 16 << 20;
+
 /// Threads that build the key table from a snapshot at start-up (at most one per core), each inserting
 /// the keys of its own range of shards after one pass over the file has found where they are.
 pub const SNAPSHOT_LOAD_THREADS_MAX: usize = 8;

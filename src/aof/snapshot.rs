@@ -379,6 +379,90 @@ fn io_context<'a>(what: &'a str, path: &'a Path) -> impl Fn(io::Error) -> String
     move |error| format!("{what} {}: {error}", path.display())
 }
 
+/// Paces the snapshot's writeback so the disk never holds a long queue of it in front of the log's fsyncs
+/// (see `SNAPSHOT_WRITEBACK_BYTES`). Every window of that many bytes has its writeback started as soon as
+/// it is written, and the writer then waits for the window before it, so at most two windows are ever
+/// dirty or in flight. `sync_file_range` makes nothing durable (no metadata, no disk cache flush): the
+/// final fsync still does that, and reports any I/O error, so errors here are only logged.
+#[derive(Default)]
+struct Writeback {
+    /// Where the window being filled starts.
+    window_start: u64,
+    /// The window whose writeback was started last: (offset, length).
+    in_flight: Option<(u64, u64)>,
+}
+
+impl Writeback {
+    fn after_write(&mut self, file: &File, written: u64) {
+        let length = written - self.window_start;
+        if length < crate::limits::SNAPSHOT_WRITEBACK_BYTES {
+            return;
+        }
+        sync_file_range(file, self.window_start, length, false);
+        if let Some((offset, length)) = self.in_flight {
+            sync_file_range(file, offset, length, true);
+        }
+        self.in_flight = Some((self.window_start, length));
+        self.window_start = written;
+    }
+}
+
+/// Starts writeback of a file range (`wait`: and waits until it, and any earlier writeback of it, is done).
+fn sync_file_range(file: &File, offset: u64, length: u64, wait: bool) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let flags = if wait {
+            libc::SYNC_FILE_RANGE_WAIT_BEFORE
+                | libc::SYNC_FILE_RANGE_WRITE
+                | libc::SYNC_FILE_RANGE_WAIT_AFTER
+        } else {
+            libc::SYNC_FILE_RANGE_WRITE
+        };
+        // SAFETY: a valid descriptor owned by `file`; the call takes no pointers.
+        let result = unsafe {
+            libc::sync_file_range(
+                file.as_raw_fd(),
+                offset as libc::off64_t,
+                length as libc::off64_t,
+                flags,
+            )
+        };
+        if result != 0 {
+            log::debug!(
+                "snapshot writeback pacing: sync_file_range: {}",
+                io::Error::last_os_error()
+            );
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (file, offset, length, wait);
+}
+
+/// Cuts a replaced file down `FILE_DELETE_STEP_BYTES` at a time, each cut made durable before the next,
+/// so that deleting it frees its blocks in many small journal commits instead of one large one.
+///
+/// Why: unlinking a file of hundreds of megabytes frees all its extents in one ext4 journal transaction,
+/// and the log's next fdatasync (which every reply under `always` waits for) has to commit it: a stall of
+/// tens of milliseconds right after each compaction. The file is no longer named by the manifest, so a
+/// crash part-way leaves a shorter unreferenced file, which recovery deletes like any replaced file.
+/// Failures only mean the plain unlink that follows does the work.
+fn shrink_gradually(path: &Path) {
+    let Ok(file) = fs::OpenOptions::new().write(true).open(path) else {
+        return;
+    };
+    let Ok(metadata) = file.metadata() else {
+        return;
+    };
+    let mut length = metadata.len();
+    while length > crate::limits::FILE_DELETE_STEP_BYTES {
+        length -= crate::limits::FILE_DELETE_STEP_BYTES;
+        if file.set_len(length).is_err() || file.sync_data().is_err() {
+            return;
+        }
+    }
+}
+
 /// The writer thread's work. `Ok(None)`: abandoned before `Finish`.
 fn write_snapshot(
     directory: &Path,
@@ -389,10 +473,13 @@ fn write_snapshot(
     let temporary = directory.join(snapshot_temporary_name(sequence));
     let mut file = File::create(&temporary).map_err(io_context("cannot create", &temporary))?;
     let mut written = 0u64;
+    let mut writeback = Writeback::default();
     let mut write = |file: &mut File, bytes: &[u8]| -> Result<(), String> {
         written += bytes.len() as u64;
         file.write_all(bytes)
-            .map_err(io_context("cannot write", &temporary))
+            .map_err(io_context("cannot write", &temporary))?;
+        writeback.after_write(file, written);
+        Ok(())
     };
     write(&mut file, &header(sequence, now_ms))?;
     let mut chunk_count = 0u64;
@@ -463,6 +550,7 @@ pub fn delete_replaced(directory: &Path, sequence: u64) -> Vec<String> {
     }
     doomed.sort();
     for path in doomed {
+        shrink_gradually(&path);
         match fs::remove_file(&path) {
             Ok(()) => deleted.push(
                 path.file_name()
@@ -527,6 +615,63 @@ mod tests {
             );
         }
         encode_snapshot(42, 1_000, &[first, second], 10)
+    }
+
+    #[test]
+    fn a_replaced_file_is_cut_down_in_steps_before_it_is_deleted() {
+        use crate::limits::FILE_DELETE_STEP_BYTES;
+        let directory =
+            std::env::temp_dir().join(format!("dibs-shrink-gradually-{}", std::process::id()));
+        fs::create_dir_all(&directory).unwrap();
+        let path = directory.join("log-1.aof");
+        let file = File::create(&path).unwrap();
+        // Sparse: the test needs the length, not the blocks.
+        let length = 2 * FILE_DELETE_STEP_BYTES + 12_345;
+        file.set_len(length).unwrap();
+        drop(file);
+        shrink_gradually(&path);
+        let left = fs::metadata(&path).unwrap().len();
+        assert_eq!(
+            left, 12_345,
+            "cut by whole steps until at most one step is left"
+        );
+        // A small file is left for the unlink as it is.
+        shrink_gradually(&path);
+        assert_eq!(fs::metadata(&path).unwrap().len(), 12_345);
+        // The deletion of replaced files goes through it and removes the file.
+        let deleted = delete_replaced(&directory, 5);
+        assert_eq!(deleted, vec!["log-1.aof".to_string()]);
+        assert!(!path.exists());
+        fs::remove_dir_all(&directory).unwrap();
+    }
+
+    #[test]
+    fn writeback_is_started_per_window_and_waits_for_the_one_before() {
+        use crate::limits::SNAPSHOT_WRITEBACK_BYTES;
+        let path = std::env::temp_dir().join(format!("dibs-writeback-{}", std::process::id()));
+        let mut file = File::create(&path).unwrap();
+        let mut writeback = Writeback::default();
+        let block = vec![7u8; (SNAPSHOT_WRITEBACK_BYTES / 2) as usize];
+        let mut written = 0;
+        let mut windows = Vec::new();
+        for _ in 0..5 {
+            file.write_all(&block).unwrap();
+            written += block.len() as u64;
+            writeback.after_write(&file, written);
+            windows.push((writeback.window_start, writeback.in_flight));
+        }
+        let window = SNAPSHOT_WRITEBACK_BYTES;
+        assert_eq!(
+            windows,
+            vec![
+                (0, None),
+                (window, Some((0, window))),
+                (window, Some((0, window))),
+                (2 * window, Some((window, window))),
+                (2 * window, Some((window, window))),
+            ]
+        );
+        fs::remove_file(&path).unwrap();
     }
 
     #[test]

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# Reply latency under load with and without a compaction running (README, "Replay, likes memory,
+# compaction"). Loads the compaction data set into a fresh dibs, then alternates ROUNDS times: a
+# `dibs-bench set` run alone, and the same run with a BGREWRITEAOF started a second in. Prints one CSV line
+# per run: mode, requests/s, p50, p99, p99.9, max (ms), the loop's longest iteration (wall and CPU, µs),
+# and how many compactions finished during the run.
+# Usage: docs/scripts/compaction_latency.sh [ROUNDS] [PORT]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+rounds=${1:-3} port=${2:-18401}
+cargo build --release --quiet --bin dibs --bin dibs-bench
+work=$(mktemp -d)
+target/release/dibs --port "$port" --dir "$work" --auto-aof-rewrite-percentage 0 2>"$work/dibs.log" &
+pid=$!
+trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$work"' EXIT
+until redis-cli -p "$port" ping >/dev/null 2>&1; do sleep 0.1; done
+redis-benchmark -p "$port" -t set -r 5000000 -n 5000000 -P 64 -q >/dev/null
+docs/scripts/compaction_data.py dibs | redis-cli -p "$port" --pipe >/dev/null
+redis-cli -p "$port" BGREWRITEAOF >/dev/null   # start from a compacted state, as a running server would
+info() { redis-cli -p "$port" info "$1" | tr -d '\r' | awk -F: -v f="$2" '$1 == f { print $2 }'; }
+until [ "$(info persistence aof_rewrite_in_progress)" = 0 ]; do sleep 0.2; done
+echo "mode,rps,p50_ms,p99_ms,p999_ms,max_ms,loop_max_us,loop_cpu_max_us,compactions"
+for round in $(seq "$rounds"); do
+  for mode in alone compacting; do
+    redis-cli -p "$port" CONFIG RESETSTAT >/dev/null
+    before=$(info persistence aof_rewrites)
+    target/release/dibs-bench set -p "$port" -c 50 -n 300000 -r 5000000 -q --csv >"$work/bench.csv" &
+    bench=$!
+    if [ $mode = compacting ]; then sleep 1; redis-cli -p "$port" BGREWRITEAOF >/dev/null; fi
+    wait $bench
+    until [ "$(info persistence aof_rewrite_in_progress)" = 0 ]; do sleep 0.2; done
+    after=$(info persistence aof_rewrites)
+    tail -1 "$work/bench.csv" | tr -d '"' | awk -F, -v m=$mode -v w="$(info stats loop_iteration_max_microseconds)" \
+      -v c="$(info stats loop_iteration_cpu_max_microseconds)" -v n=$((after - before)) \
+      '{ print m "," $3 "," $4 "," $5 "," $6 "," $7 "," w "," c "," n }'
+  done
+done
