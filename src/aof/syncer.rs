@@ -178,68 +178,6 @@ enum Message {
 /// Starts syncer threads.
 pub struct Syncer;
 
-/// The time slice the syncer asks the scheduler for, in nanoseconds (the shortest Linux accepts).
-const SYNCER_TIME_SLICE_NANOSECONDS: u64 = 100_000;
-
-/// Asks the kernel to treat the calling thread (the syncer) as a short-running, latency-sensitive task.
-///
-/// Why: every reply under `always` waits for the syncer to wake twice per group commit (a batch arrives;
-/// the fsync completes). On a busy machine (on 2 cores, the event loop and the clients already fill
-/// both) a woken thread with the default slice can wait a whole slice of someone else's before it runs:
-/// `perf sched latency` showed the syncer waiting 0.15-2.8 ms on average to get a CPU, longer than the
-/// fsync itself. Linux's EEVDF scheduler (6.12 and later) lets a normal, unprivileged thread ask for a
-/// shorter slice through `sched_attr.sched_runtime`; a shorter slice means an earlier virtual deadline,
-/// so the woken syncer preempts the running thread instead of queuing behind it. It runs for microseconds
-/// at a time, so it takes little from the others. Older kernels ignore the field for normal threads; a
-/// refusal changes nothing but latency, so it is logged and otherwise ignored.
-fn request_short_time_slice() {
-    #[cfg(target_os = "linux")]
-    {
-        /// `struct sched_attr` as of Linux 4.13 (SCHED_ATTR_SIZE_VER1 is 56 bytes with the utilization
-        /// clamps; the kernel accepts the 48-byte VER0 layout used here).
-        #[repr(C)]
-        struct SchedulingAttributes {
-            size: u32,
-            policy: u32,
-            flags: u64,
-            nice: i32,
-            priority: u32,
-            runtime: u64,
-            deadline: u64,
-            period: u64,
-        }
-        // Keep the thread's current nice value: only the slice changes.
-        // SAFETY: getpriority has no memory effects; errno is not consulted (a nice of -1 is valid).
-        let nice = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
-        let attributes = SchedulingAttributes {
-            size: std::mem::size_of::<SchedulingAttributes>() as u32,
-            policy: libc::SCHED_OTHER as u32,
-            flags: 0,
-            nice,
-            priority: 0,
-            runtime: SYNCER_TIME_SLICE_NANOSECONDS,
-            deadline: 0,
-            period: 0,
-        };
-        // SAFETY: the pointer is to a live, properly laid out struct whose size field is set; pid 0 is the
-        // calling thread; flags must be 0.
-        let result = unsafe {
-            libc::syscall(
-                libc::SYS_sched_setattr,
-                0,
-                &attributes as *const SchedulingAttributes,
-                0,
-            )
-        };
-        if result != 0 {
-            log::debug!(
-                "the syncer thread keeps the default time slice: sched_setattr: {}",
-                io::Error::last_os_error()
-            );
-        }
-    }
-}
-
 impl Syncer {
     /// Starts the syncer thread writing to `storage`.
     ///
@@ -274,10 +212,7 @@ impl Syncer {
         };
         let thread = std::thread::Builder::new()
             .name("dibs-syncer".to_string())
-            .spawn(move || {
-                request_short_time_slice();
-                state.run(receiver)
-            })
+            .spawn(move || state.run(receiver))
             .expect("spawn the syncer thread");
         SyncerHandle {
             sender: Some(sender),
