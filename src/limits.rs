@@ -73,6 +73,11 @@ pub const KEYSPACE_SHARD_COUNT: usize = 1024;
 /// values wait there, sharing memory with the loop, before they are serialized.
 pub const SNAPSHOT_SHARED_VALUES_PER_CHUNK_MAX: usize = 4096;
 
+/// Collections with at least this many elements are handed to the snapshot writer by handle; smaller ones
+/// are serialized on the loop (tens to hundreds of microseconds at most), so a command that changes them
+/// during a compaction never has to copy them.
+pub const SNAPSHOT_SHARE_ELEMENTS_MIN: u64 = 65_536;
+
 /// Snapshot bytes the writer lets pile up in the page cache before it starts their writeback, and at most
 /// two such windows are unwritten at any time. Without this a snapshot of hundreds of megabytes is all
 /// written back by its final fsync, the disk is busy with it for many milliseconds, and every log fsync

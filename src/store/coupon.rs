@@ -422,6 +422,11 @@ impl Coupon {
         self.total - self.held()
     }
 
+    /// Users who were ever issued a coupon: what its serialization's cost grows with.
+    pub fn holder_count(&self) -> usize {
+        self.holders.len()
+    }
+
     /// An estimate of the heap and inline bytes this value owns, for `INFO memory`.
     pub fn approximate_memory_bytes(&self) -> usize {
         // An IndexMap entry is the key, the value and the hash, plus one index slot in its table.

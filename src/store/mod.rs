@@ -77,6 +77,18 @@ impl Value {
         }
     }
 
+    /// How many elements a collection holds (0 for strings and limiters): what serializing it costs.
+    pub fn element_count(&self) -> u64 {
+        match self {
+            Value::String(_) | Value::Throttle(_) => 0,
+            Value::Set(set) => set.len() as u64,
+            Value::Coupon(coupon) => coupon.holder_count() as u64,
+            Value::Stock(stock) => stock.open_reservation_count() as u64,
+            Value::Likes(likes) => likes.count(),
+            Value::Queue(room) => room.known_user_count() as u64,
+        }
+    }
+
     /// The name TYPE answers.
     pub fn type_name(&self) -> &'static str {
         match self {

@@ -306,6 +306,11 @@ impl WaitingRoom {
         }
     }
 
+    /// Users known to the room, waiting or admitted: what its serialization's cost grows with.
+    pub fn known_user_count(&self) -> usize {
+        self.entry_id_by_user.len()
+    }
+
     /// Estimated bytes: capacities of the vectors, and per-element estimates for the B-trees (entries
     /// plus about a half again of node overhead).
     pub fn approximate_memory_bytes(&self) -> usize {

@@ -403,6 +403,11 @@ impl Stock {
         }
     }
 
+    /// Open reservations: what its serialization's cost grows with.
+    pub fn open_reservation_count(&self) -> usize {
+        self.open.len()
+    }
+
     /// An estimate of the heap and inline bytes this value owns, for `INFO memory`.
     pub fn approximate_memory_bytes(&self) -> usize {
         let open_entry_bytes = std::mem::size_of::<(ReservationId, OpenReservation)>() + 8;
