@@ -1,4 +1,5 @@
-//! Where start-up time goes when loading a snapshot: verifying, decoding values, inserting keys.
+//! Where start-up time goes when loading a snapshot: verifying, decoding values, inserting keys (on one
+//! thread; start-up itself inserts with one loader per core).
 //! Usage: cargo run --release --example snapshot_load_timing -- FILE.snap
 use std::time::Instant;
 
@@ -24,13 +25,18 @@ fn main() {
     println!("verify + decode: {:.3} s", started.elapsed().as_secs_f64());
     let started = Instant::now();
     let mut store = Store::new(1);
-    store.keyspace.reserve(summary.entry_count as usize);
-    let keyspace = &mut store.keyspace;
+    // One loader owning every shard: start-up's insert path on a single thread.
+    let mut loaders = store
+        .keyspace
+        .shard_loaders(1, summary.entry_count as usize);
+    let loader = &mut loaders[0];
     read_snapshot(&bytes, |entry| {
         let value = decode_value(entry.tag, entry.value)?;
-        keyspace.load_entry(entry.key, value, entry.expires_at_ms)
+        let hash = loader.owns(entry.key).expect("one loader owns every shard");
+        loader.load_entry(entry.key, hash, value, entry.expires_at_ms)
     })
     .expect("valid");
+    store.keyspace.install(loaders);
     println!(
         "verify + decode + insert: {:.3} s for {} keys",
         started.elapsed().as_secs_f64(),

@@ -107,9 +107,6 @@ struct SnapshotProgress {
     /// Collections handed over by handle for the writer thread to serialize (see the module docs).
     shared: Vec<SharedEntry>,
     entries_written: u64,
-    /// Collections with at least this many elements go to the writer by handle; smaller ones are
-    /// serialized here (`SNAPSHOT_SHARE_ELEMENTS_MIN`; tests lower it).
-    share_elements_min: u64,
 }
 
 #[derive(Debug, Default)]
@@ -142,7 +139,8 @@ pub struct Keyspace {
     pub expired_keys_total: u64,
     snapshot_epoch: u32,
     snapshot: Option<SnapshotProgress>,
-    /// See `SnapshotProgress::share_elements_min`.
+    /// Collections with at least this many elements go to the snapshot writer by handle; smaller ones are
+    /// serialized by the walk itself (`SNAPSHOT_SHARE_ELEMENTS_MIN`; tests lower it).
     snapshot_share_elements_min: u64,
 }
 
@@ -481,7 +479,6 @@ impl Keyspace {
         self.snapshot = Some(SnapshotProgress {
             shard: 0,
             cursor: self.shards[0].len(),
-            share_elements_min: self.snapshot_share_elements_min,
             ..SnapshotProgress::default()
         });
     }
@@ -505,6 +502,7 @@ impl Keyspace {
         mut keep_going: impl FnMut() -> bool,
     ) -> bool {
         let epoch = self.snapshot_epoch;
+        let share_elements_min = self.snapshot_share_elements_min;
         let Some(snapshot) = &mut self.snapshot else {
             return true;
         };
@@ -549,7 +547,7 @@ impl Keyspace {
                 // it, which under a write-heavy load copied most of the data set once per compaction
                 // and left the process's resident memory that much larger (the likes benchmark went
                 // from 14 to 21 bytes a like). Only values large enough to be a pause are handed over.
-                let large = entry.value.element_count() >= snapshot.share_elements_min;
+                let large = entry.value.element_count() >= share_elements_min;
                 match large.then(|| entry.value.share()).flatten() {
                     Some(value) => snapshot.shared.push(SharedEntry {
                         key: key[..].into(),
@@ -632,54 +630,6 @@ impl Keyspace {
         }
     }
 
-    /// Adds an entry read from a snapshot file. A key present twice is an error (the file is damaged
-    /// or was written by a bug); values with internal deadlines get their timer registered. One hash of
-    /// the key and one copy of it: this runs once per key at start-up, millions of times.
-    pub fn load_entry(
-        &mut self,
-        key: &[u8],
-        value: Value,
-        expires_at_ms: Option<u64>,
-    ) -> Result<(), String> {
-        let deadline_ms = super::encoding::value_deadline_ms(&value);
-        let hash = self.hash_of(key);
-        let shard = Keyspace::shard_of(hash);
-        let RawEntryMut::Vacant(vacant) = self.shards[shard]
-            .raw_entry_mut_v1()
-            .from_hash(hash, |stored| stored[..] == *key)
-        else {
-            return Err("a key appears twice".to_string());
-        };
-        let key = Key::copy_from_slice(key);
-        if let Some(at) = expires_at_ms {
-            self.expiries.insert((at, key.clone()));
-        }
-        let entry = Entry {
-            value,
-            expires_at_ms,
-            snapshot_epoch: self.snapshot_epoch,
-        };
-        if deadline_ms.is_some() {
-            vacant.insert_hashed_nocheck(hash, key.clone(), entry);
-            self.length += 1;
-            self.set_timer(&key, deadline_ms);
-        } else {
-            vacant.insert_hashed_nocheck(hash, key, entry);
-            self.length += 1;
-        }
-        Ok(())
-    }
-
-    /// Room for `additional` more keys without rehashing (loading a snapshot of known size): each shard
-    /// gets its share plus some slack, since hashing spreads keys evenly but not exactly (a shard that still
-    /// overflows grows, which costs little at a shard's size).
-    pub fn reserve(&mut self, additional: usize) {
-        let share = additional.div_ceil(KEYSPACE_SHARD_COUNT);
-        for shard in self.shards.iter_mut() {
-            shard.reserve(share + share / 32 + 8);
-        }
-    }
-
     /// Splits loading a snapshot into `parts` loaders, each owning a contiguous range of shards, so that
     /// threads can build them in parallel at start-up (before the loop serves, nothing else touches the
     /// keyspace); [`Keyspace::install`] puts them back. Each shard is presized for its share of
@@ -697,7 +647,8 @@ impl Keyspace {
             let rest = shards.split_off(per_part.min(shards.len()));
             let mut part = std::mem::replace(&mut shards, rest);
             for shard in &mut part {
-                // Slack as in `reserve`: hashing spreads keys evenly but not exactly.
+                // Some slack: hashing spreads keys evenly but not exactly (a shard that still overflows
+                // grows, which costs little at a shard's size).
                 shard.reserve(share + share / 32 + 8);
             }
             let shard_count = part.len();
@@ -838,7 +789,10 @@ impl ShardLoader {
         Keyspace::shard_of(hash) - self.first_shard
     }
 
-    /// [`Keyspace::load_entry`] for a key this loader owns, with the hash `owns` returned.
+    /// Adds an entry read from a snapshot file, for a key this loader owns, with the hash `owns` returned.
+    /// A key present twice is an error (the file is damaged or was written by a bug); values with internal
+    /// deadlines get their timer registered at `install`. One copy of the key: this runs once per key at
+    /// start-up, millions of times.
     pub fn load_entry(
         &mut self,
         key: &[u8],
