@@ -7,9 +7,9 @@
 //! Nothing here does I/O: the syncer thread rotates the log file, the writer thread frames, checksums,
 //! writes, fsyncs, renames and deletes. The loop's share is serialization, and each iteration does at most
 //! `SNAPSHOT_STEP_BUDGET` of it (the keyspace checks the clock every 64 entries) and stops early while the
-//! writer's bounded queue is full. Collections are not serialized here at all: the keyspace hands them
-//! over by handle and the writer thread serializes them, so a step's cost does not depend on how big a
-//! value is. Entries changed in between are serialized by the keyspace's copy-on-write hook, one entry at
+//! writer's bounded queue is full. Large collections (`SNAPSHOT_SHARE_ELEMENTS_MIN` elements or more) are
+//! not serialized here at all: the keyspace hands them over by handle and the writer thread serializes
+//! them, so a step's cost does not depend on how big a value is; smaller ones take microseconds. Entries changed in between are serialized by the keyspace's copy-on-write hook, one entry at
 //! a time. So the longest pause compaction adds is about `SNAPSHOT_STEP_BUDGET`, plus, only when a command
 //! changes a large collection during the compaction, the time to serialize or copy that one value (see
 //! `store::keyspace`).

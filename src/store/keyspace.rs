@@ -42,10 +42,12 @@
 //! its length at the time the walk reaches it, since entries only ever move down and new ones are not
 //! pending. Keys never change shard.
 //!
-//! Pauses: a step checks its budget every `SNAPSHOT_BUDGET_CHECK_ENTRIES` entries, and does not serialize
-//! collections (sets, coupons, stock, likes, waiting rooms) at all: it takes a second handle to the value
+//! Pauses: a step checks its budget every `SNAPSHOT_BUDGET_CHECK_ENTRIES` entries and stops at its output
+//! budget, and does not serialize large collections (sets, coupons, stock, likes, waiting rooms of
+//! `SNAPSHOT_SHARE_ELEMENTS_MIN` elements or more) at all: it takes a second handle to the value
 //! ([`Value::share`], constant time) and hands it over with the serialized bytes; the snapshot writer
-//! thread serializes it off the loop. So a step costs the same per entry whatever the values' sizes. A
+//! thread serializes it off the loop. Smaller collections it serializes itself, in microseconds, so that
+//! they are never shared and never copied. So no step's cost depends on the largest value's size. A
 //! hook on a still pending entry serializes it inline (for the largest value seen, a coupon of 260,000
 //! holders, 2.5-7 ms, quicker than copying it: 12-18 ms); a change to a value the writer still holds
 //! copies it (`store::shared`). Both are bounded by the largest single value and happen only when
