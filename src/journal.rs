@@ -196,6 +196,13 @@ impl Journal {
         Progress::Nothing
     }
 
+    /// CONFIG RESETSTAT: the syncer's longest sync starts over.
+    pub fn reset_statistics_max(&self) {
+        if let Some(syncer) = &self.syncer {
+            syncer.statistics().reset_max();
+        }
+    }
+
     /// The syncer's counters, for INFO.
     pub fn statistics(&self) -> SyncerStatisticsSnapshot {
         self.syncer

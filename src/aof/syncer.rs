@@ -145,6 +145,11 @@ impl SyncerStatistics {
         }
     }
 
+    /// CONFIG RESETSTAT: the longest sync starts over (the other counters are totals since start).
+    pub fn reset_max(&self) {
+        self.sync_latency_us_max.store(0, Ordering::Relaxed);
+    }
+
     fn record_sync(&self, latency: Duration) {
         let latency_us = u64::try_from(latency.as_micros()).unwrap_or(u64::MAX);
         self.syncs_count.fetch_add(1, Ordering::Relaxed);
