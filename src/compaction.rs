@@ -28,7 +28,6 @@ use crate::aof::record::FILE_HEADER_SIZE;
 use crate::aof::snapshot::{SnapshotChunk, SnapshotWriter, WriterReport, SNAPSHOT_CHUNK_SIZE};
 use crate::aof::storage::{FileStorage, Storage};
 use crate::journal::Journal;
-use crate::limits::SNAPSHOT_SHARED_VALUES_PER_CHUNK_MAX;
 use crate::recovery::log_file_name;
 use crate::store::Store;
 
@@ -75,6 +74,12 @@ impl Running {
             None => {}
         }
         loop {
+            // Collections taken by handle (by the walk, or for a command that waits for one) go at once,
+            // ahead of the queue of serialized chunks.
+            let shared = store.keyspace.snapshot_take_shared();
+            if !shared.is_empty() {
+                self.writer.hand_over(shared);
+            }
             if let Some(chunk) = self.pending_chunk.take() {
                 if blocking {
                     self.writer.send(chunk);
@@ -89,15 +94,15 @@ impl Running {
             let done = store
                 .keyspace
                 .snapshot_step(SNAPSHOT_CHUNK_SIZE, &mut keep_going);
-            if done
-                || store.keyspace.snapshot_pending_bytes() >= SNAPSHOT_CHUNK_SIZE
-                || store.keyspace.snapshot_pending_shared() >= SNAPSHOT_SHARED_VALUES_PER_CHUNK_MAX
-            {
+            let shared = store.keyspace.snapshot_take_shared();
+            if !shared.is_empty() {
+                self.writer.hand_over(shared);
+            }
+            if done || store.keyspace.snapshot_pending_bytes() >= SNAPSHOT_CHUNK_SIZE {
                 let bytes = store
                     .keyspace
                     .snapshot_take_bytes(Vec::with_capacity(SNAPSHOT_CHUNK_SIZE));
-                let shared = store.keyspace.snapshot_take_shared();
-                self.pending_chunk = Some(SnapshotChunk { bytes, shared });
+                self.pending_chunk = Some(SnapshotChunk { bytes });
             }
             if done {
                 self.entry_count = store.keyspace.snapshot_end();
@@ -153,6 +158,10 @@ pub struct Compaction {
     /// The most CPU time the loop thread used in one iteration: a wall-clock maximum far above it means
     /// the thread was waiting for a core, not working.
     pub loop_iteration_cpu_max: Duration,
+    /// Commands that waited for the snapshot writer to let go of a value they change, and the longest
+    /// such wait, for INFO (the maximum is reset by CONFIG RESETSTAT).
+    pub commands_waited: u64,
+    pub command_wait_max: Duration,
 }
 
 impl Compaction {
@@ -180,6 +189,8 @@ impl Compaction {
             tail_appended_start: 0,
             loop_iteration_max: Duration::ZERO,
             loop_iteration_cpu_max: Duration::ZERO,
+            commands_waited: 0,
+            command_wait_max: Duration::ZERO,
         }
     }
 

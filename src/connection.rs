@@ -12,6 +12,7 @@
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
+use std::time::Instant;
 
 use mio::net::TcpStream;
 
@@ -77,6 +78,9 @@ pub struct Connection {
     pub in_holding_list: bool,
     /// The last `process` stopped at the per-iteration command budget with complete requests left.
     pub budget_spent_on_commands: bool,
+    /// Since when the next command has been waiting for the snapshot writer to let go of a value it
+    /// changes (see `Server::waits_for_snapshot`); `None` while the connection runs.
+    pub waiting_for_snapshot_since: Option<Instant>,
     /// Registered for writable events: only while replies are waiting for socket space, so a client's
     /// acknowledgements don't wake the loop for nothing.
     pub writable_interest: bool,
@@ -128,6 +132,7 @@ impl Connection {
             broken: false,
             in_holding_list: false,
             budget_spent_on_commands: false,
+            waiting_for_snapshot_since: None,
             writable_interest: false,
             read_to_end_of_stream: false,
         }

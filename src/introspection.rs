@@ -168,6 +168,7 @@ fn persistence_section(view: &View, text: &mut String) {
          aof_syncs:{}\r\n\
          aof_last_sync_microseconds:{}\r\n\
          aof_average_sync_microseconds:{}\r\n\
+         aof_max_sync_microseconds:{}\r\n\
          aof_replies_failed:{}\r\n\
          aof_last_sync_time:{}\r\n\
          rdb_changes_since_last_save:{}\r\n",
@@ -186,6 +187,7 @@ fn persistence_section(view: &View, text: &mut String) {
         statistics.syncs_count,
         statistics.sync_latency_us_last,
         statistics.sync_latency_us_average,
+        statistics.sync_latency_us_max,
         view.replies_failed_by_log,
         view.last_sync_at_ms / 1000,
         journal.last_sequence() - journal.durable_sequence(),
@@ -209,7 +211,9 @@ fn persistence_section(view: &View, text: &mut String) {
          aof_current_size:{}\r\n\
          aof_base_size:{}\r\n\
          aof_base_sequence:{}\r\n\
-         aof_log_size_since_base:{}\r\n",
+         aof_log_size_since_base:{}\r\n\
+         aof_rewrite_writes_waited:{}\r\n\
+         aof_rewrite_write_wait_max_microseconds:{}\r\n",
         compaction.in_progress() as u8,
         compaction.is_scheduled() as u8,
         compaction.rewrites,
@@ -226,6 +230,8 @@ fn persistence_section(view: &View, text: &mut String) {
         compaction.base_size,
         compaction.base_sequence,
         tail,
+        compaction.commands_waited,
+        compaction.command_wait_max.as_micros(),
     );
 }
 

@@ -68,9 +68,8 @@ pub const CLIENT_NAME_LENGTH_MAX: usize = 1024;
 /// A power of two, so the shard is a shift of the key's hash.
 pub const KEYSPACE_SHARD_COUNT: usize = 1024;
 
-/// Collections a compaction hands the snapshot writer thread by handle in one chunk (the loop serializes
-/// none itself, see `store::keyspace`). Bounds the writer's work per queued chunk, and so how long the
-/// values wait there, sharing memory with the loop, before they are serialized.
+/// Collections one compaction step hands the snapshot writer thread by handle (see `store::keyspace`).
+/// Bounds the writer's work per step's hand-over, and so how long a write to one of them may wait.
 pub const SNAPSHOT_SHARED_VALUES_PER_CHUNK_MAX: usize = 4096;
 
 /// Collections with at least this many elements are handed to the snapshot writer by handle; smaller ones

@@ -386,6 +386,66 @@ fn the_automatic_trigger_compacts_once_the_log_outgrows_the_snapshot() {
     assert!(current < 40_000, "aof_current_size {current}");
 }
 
+/// A write to a collection the snapshot writer holds by handle waits for the writer instead of copying the
+/// collection on the loop; reads and other keys go on; the snapshot keeps the state at its start and the
+/// write lands after it.
+#[test]
+fn a_write_to_a_collection_the_snapshot_holds_waits_for_the_writer_and_copies_nothing() {
+    let directory = TempDir::new("compaction-wait");
+    let mut server = Server::start(directory.path(), &[]);
+    let mut connection = server.connection();
+    // Well over the 65,536 elements from which a collection goes to the writer by handle, so that its
+    // serialization (tens of milliseconds in a debug build) outlasts one round trip.
+    const MEMBERS: usize = 400_000;
+    for batch in 0..MEMBERS / 10_000 {
+        let mut command = redis::cmd("SADD");
+        command.arg("big");
+        for member in batch * 10_000..(batch + 1) * 10_000 {
+            command.arg(format!("member:{member:08}"));
+        }
+        command.query::<i64>(&mut connection).unwrap();
+    }
+    let mut other = server.connection();
+    // The compaction has started by the time its reply arrives (the loop starts it before flushing).
+    let reply: String = redis::cmd("BGREWRITEAOF").query(&mut connection).unwrap();
+    assert_eq!(reply, "Background append only file rewriting started");
+    let added: i64 = redis::cmd("SADD")
+        .arg("big")
+        .arg("newcomer")
+        .query(&mut connection)
+        .unwrap();
+    assert_eq!(added, 1);
+    let count: i64 = redis::cmd("SCARD").arg("big").query(&mut other).unwrap();
+    assert_eq!(count as usize, MEMBERS + 1);
+    wait_for_rewrites(&mut connection, 1);
+    let waited: u64 = info_field(&mut connection, "aof_rewrite_writes_waited")
+        .parse()
+        .unwrap();
+    assert_eq!(waited, 1, "the SADD waited for the writer, once");
+    let longest: u64 = info_field(&mut connection, "aof_rewrite_write_wait_max_microseconds")
+        .parse()
+        .unwrap();
+    assert!(longest > 0);
+
+    server.restart();
+    let mut connection = server.connection();
+    let count: i64 = redis::cmd("SCARD")
+        .arg("big")
+        .query(&mut connection)
+        .unwrap();
+    assert_eq!(
+        count as usize,
+        MEMBERS + 1,
+        "snapshot plus the write after it"
+    );
+    let present: i64 = redis::cmd("SISMEMBER")
+        .arg("big")
+        .arg("newcomer")
+        .query(&mut connection)
+        .unwrap();
+    assert_eq!(present, 1);
+}
+
 fn strace_works() -> bool {
     Command::new("strace")
         .args([

@@ -227,24 +227,11 @@ pub fn read_snapshot(
     }
 }
 
-/// Entries for one chunk: serialized ones, and collections taken by handle that the writer thread
-/// serializes after them (off the loop: see `store::keyspace`, "Pauses").
+/// Entries the loop serialized, whole entries back to back, for one chunk. (Collections taken by handle
+/// travel apart: [`SnapshotWriter::hand_over`].)
 #[derive(Debug, Default)]
 pub struct SnapshotChunk {
     pub bytes: Vec<u8>,
-    pub shared: Vec<SharedEntry>,
-}
-
-impl SnapshotChunk {
-    /// The chunk's payload: whole entries back to back. Drops the handles, so the loop can change those
-    /// values again without copying them.
-    fn into_payload(self) -> Vec<u8> {
-        let SnapshotChunk { mut bytes, shared } = self;
-        for entry in shared {
-            entry.encode(&mut bytes);
-        }
-        bytes
-    }
 }
 
 /// What the loop sends the writer thread.
@@ -271,6 +258,9 @@ pub enum WriterReport {
 /// thread removes its temporary file and exits.
 pub struct SnapshotWriter {
     sender: Option<Sender<WriterMessage>>,
+    /// Collections taken by handle, which the thread serializes before any queued chunk
+    /// ([`SnapshotWriter::hand_over`]).
+    collections: Sender<Vec<SharedEntry>>,
     reports: Receiver<WriterReport>,
     thread: Option<JoinHandle<()>>,
     pub sequence: u64,
@@ -286,6 +276,8 @@ impl SnapshotWriter {
         notify: impl Fn() + Send + 'static,
     ) -> SnapshotWriter {
         let (sender, receiver) = crossbeam_channel::bounded(SNAPSHOT_CHUNKS_QUEUED_MAX);
+        // Unbounded, but it carries handles, not data: at most one per collection of the snapshot.
+        let (collections, collection_receiver) = crossbeam_channel::unbounded();
         let (report_sender, reports) = crossbeam_channel::bounded(1);
         let directory = directory.to_path_buf();
         let thread = std::thread::Builder::new()
@@ -293,7 +285,11 @@ impl SnapshotWriter {
             .spawn(move || {
                 lower_thread_priority();
                 let temporary = directory.join(snapshot_temporary_name(sequence));
-                let report = match write_snapshot(&directory, sequence, now_ms, &receiver) {
+                let queues = WriterQueues {
+                    chunks: &receiver,
+                    collections: &collection_receiver,
+                };
+                let report = match write_snapshot(&directory, sequence, now_ms, queues) {
                     Ok(Some(report)) => report,
                     Ok(None) => {
                         // Abandoned: the loop dropped its end.
@@ -312,6 +308,7 @@ impl SnapshotWriter {
             .expect("spawn the snapshot thread");
         SnapshotWriter {
             sender: Some(sender),
+            collections,
             reports,
             thread: Some(thread),
             sequence,
@@ -327,6 +324,14 @@ impl SnapshotWriter {
             // The thread ended early (it failed): its report says why; drop the chunk.
             Err(_) => Ok(()),
         }
+    }
+
+    /// Hands over collections taken by handle. The thread serializes them ahead of every queued chunk and
+    /// then drops the handles: a command that changes one of them waits for exactly that
+    /// (`Server::waits_for_snapshot`), so the wait must not include the queue of serialized chunks.
+    pub fn hand_over(&self, collections: Vec<SharedEntry>) {
+        // A send fails only if the thread ended early (it failed): its report says why.
+        let _ = self.collections.send(collections);
     }
 
     /// Hands over a chunk, waiting while the queue is full (SAVE).
@@ -463,12 +468,24 @@ fn shrink_gradually(path: &Path) {
     }
 }
 
+enum WriterInput {
+    Collections(Vec<SharedEntry>),
+    Message(WriterMessage),
+}
+
+/// The writer thread's two inputs.
+struct WriterQueues<'a> {
+    chunks: &'a Receiver<WriterMessage>,
+    /// Served first, whenever the thread is between two chunks.
+    collections: &'a Receiver<Vec<SharedEntry>>,
+}
+
 /// The writer thread's work. `Ok(None)`: abandoned before `Finish`.
 fn write_snapshot(
     directory: &Path,
     sequence: u64,
     now_ms: u64,
-    receiver: &Receiver<WriterMessage>,
+    queues: WriterQueues,
 ) -> Result<Option<WriterReport>, String> {
     let temporary = directory.join(snapshot_temporary_name(sequence));
     let mut file = File::create(&temporary).map_err(io_context("cannot create", &temporary))?;
@@ -483,18 +500,45 @@ fn write_snapshot(
     };
     write(&mut file, &header(sequence, now_ms))?;
     let mut chunk_count = 0u64;
+    let mut write_chunk = |file: &mut File, chunk: &[u8]| -> Result<(), String> {
+        if !chunk.is_empty() {
+            write(file, &chunk_header(CHUNK_KIND_ENTRIES, chunk))?;
+            write(file, chunk)?;
+            chunk_count += 1;
+        }
+        Ok(())
+    };
+    // Collections first (one chunk each), whenever there are any: commands may be waiting for them.
+    // After `Finish` only they can still be queued, sent before it.
+    let mut finished: Option<u64> = None;
     let entry_count = loop {
-        match receiver.recv() {
-            Ok(WriterMessage::Chunk(chunk)) => {
-                let chunk = chunk.into_payload();
-                if chunk.is_empty() {
-                    continue;
+        let input = match queues.collections.try_recv() {
+            Ok(shared) => Ok(WriterInput::Collections(shared)),
+            Err(_) => match finished {
+                Some(entry_count) => break entry_count,
+                None => crossbeam_channel::select! {
+                    recv(queues.collections) -> shared => shared.map(WriterInput::Collections),
+                    recv(queues.chunks) -> message => message.map(WriterInput::Message),
+                },
+            },
+        };
+        match input {
+            Ok(WriterInput::Collections(shared)) => {
+                for entry in shared {
+                    let mut bytes = Vec::new();
+                    entry.encode(&mut bytes);
+                    // The handle goes before the write: the loop need not wait for the disk.
+                    drop(entry);
+                    write_chunk(&mut file, &bytes)?;
                 }
-                write(&mut file, &chunk_header(CHUNK_KIND_ENTRIES, &chunk))?;
-                write(&mut file, &chunk)?;
-                chunk_count += 1;
             }
-            Ok(WriterMessage::Finish { entry_count }) => break entry_count,
+            Ok(WriterInput::Message(WriterMessage::Chunk(chunk))) => {
+                write_chunk(&mut file, &chunk.bytes)?
+            }
+            Ok(WriterInput::Message(WriterMessage::Finish { entry_count })) => {
+                finished = Some(entry_count)
+            }
+            // The loop dropped its end: abandoned.
             Err(_) => return Ok(None),
         }
     };
@@ -748,15 +792,15 @@ mod tests {
             None,
             &mut bytes,
         );
-        // A collection handed over by handle: the writer thread serializes it into the same chunk.
+        writer.send(SnapshotChunk { bytes });
+        // A collection handed over by handle: the writer thread serializes it, then lets go of it.
         let set: crate::store::SetValue = [bytes::Bytes::from("m")].into_iter().collect();
         let value = Value::Set(crate::store::Shared::new(set));
-        let shared = vec![SharedEntry {
+        writer.hand_over(vec![SharedEntry {
             key: Box::from(&b"s"[..]),
             expires_at_ms: Some(99),
             value: value.share().expect("a collection"),
-        }];
-        writer.send(SnapshotChunk { bytes, shared });
+        }]);
         writer.finish(2);
         let WriterReport::Done { deleted, .. } = writer.wait_report() else {
             panic!("failed");
@@ -772,13 +816,16 @@ mod tests {
             Ok(())
         })
         .unwrap();
-        assert_eq!((summary.entry_count, summary.chunk_count), (2, 1));
+        // Each collection is a chunk of its own, written whenever the thread gets to it.
+        assert_eq!((summary.entry_count, summary.chunk_count), (2, 2));
+        loaded.sort_by(|left, right| left.0.cmp(&right.0));
         assert!(
             matches!(&loaded[0], (key, None, Value::String(v)) if key == b"k" && v.as_bytes() == b"v")
         );
         let (key, expiry, Value::Set(loaded_set)) = &loaded[1] else {
             panic!("the set second");
         };
+        assert!(!value.is_shared(), "the writer let go of the set");
         let Value::Set(set) = &value else {
             unreachable!("made above")
         };

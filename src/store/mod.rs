@@ -77,6 +77,18 @@ impl Value {
         }
     }
 
+    /// Whether a snapshot still holds a second handle to this value: changing it now would copy it.
+    pub fn is_shared(&self) -> bool {
+        match self {
+            Value::String(_) | Value::Throttle(_) => false,
+            Value::Set(set) => set.is_shared(),
+            Value::Coupon(coupon) => coupon.is_shared(),
+            Value::Stock(stock) => stock.is_shared(),
+            Value::Likes(likes) => likes.is_shared(),
+            Value::Queue(room) => room.is_shared(),
+        }
+    }
+
     /// How many elements a collection holds (0 for strings and limiters): what serializing it costs.
     pub fn element_count(&self) -> u64 {
         match self {
@@ -138,6 +150,12 @@ pub fn fire_due_timers(
 ) -> Vec<Key> {
     let due = store.keyspace.take_due_timers(now_ms, count_max);
     for key in &due {
+        if store.keyspace.snapshot_holds(key) {
+            // The snapshot writer holds this value: firing now would copy all of it on the loop. The
+            // deadline is retried a millisecond later, as it would be behind a full timer budget.
+            store.keyspace.set_timer(key, Some(now_ms + 1));
+            continue;
+        }
         let Some(entry) = store.keyspace.get_mut(key, now_ms) else {
             continue;
         };

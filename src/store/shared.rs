@@ -10,8 +10,8 @@
 //! Why: a compaction must serialize every value as it was at its start. Serializing a value of hundreds of
 //! thousands of elements on the loop is a pause of many milliseconds (values are never split), and so
 //! would be copying it. A second handle costs nothing to take, and the snapshot writer thread serializes
-//! through it off the loop; the loop pays for a copy only if it changes that value before the writer is
-//! done with it.
+//! through it off the loop. Commands that would change a value the writer still holds wait for it
+//! (`Keyspace::snapshot_holds`), so the copy is a fallback the command paths never take.
 use std::ops::{Deref, DerefMut};
 use std::sync::Arc;
 
