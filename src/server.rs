@@ -407,8 +407,6 @@ impl Server {
         let mut revisit = false;
         if connection.broken {
             // Nothing more will arrive; what was read is still executed.
-        } else if connection.waiting_for_snapshot_since.is_some() {
-            // Its next command is still to run: read nothing more until it has.
         } else if !connection.budget_spent_on_commands {
             let before = connection.filled;
             let outcome = connection.read();
@@ -437,10 +435,15 @@ impl Server {
             self.close(slot);
             return;
         }
-        if revisit {
+        self.process(slot);
+        // A connection still waiting for the snapshot writer is retried from its own list, without
+        // spinning the loop; one that ran reads the rest of its socket next iteration.
+        if revisit
+            && connection_in(&mut self.connections, slot)
+                .is_some_and(|connection| connection.waiting_for_snapshot_since.is_none())
+        {
             self.pending_input.push(slot);
         }
-        self.process(slot);
     }
 
     /// Decodes and executes the complete requests buffered for `slot`, up to the per-iteration budget.

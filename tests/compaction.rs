@@ -406,17 +406,21 @@ fn a_write_to_a_collection_the_snapshot_holds_waits_for_the_writer_and_copies_no
         command.query::<i64>(&mut connection).unwrap();
     }
     let mut other = server.connection();
+    let mut raw = common::RawClient::connect(server.port);
     // The compaction has started by the time its reply arrives (the loop starts it before flushing).
     let reply: String = redis::cmd("BGREWRITEAOF").query(&mut connection).unwrap();
     assert_eq!(reply, "Background append only file rewriting started");
-    let added: i64 = redis::cmd("SADD")
-        .arg("big")
-        .arg("newcomer")
-        .query(&mut connection)
-        .unwrap();
-    assert_eq!(added, 1);
+    // Two writes, the second sent on its own while the first waits: a waiting connection still reads its
+    // socket, or the second's bytes (their readiness already reported) would never be seen.
+    raw.command(&["SADD", "big", "newcomer"]);
+    wait_until("the SADD to wait for the writer", || {
+        info_field(&mut other, "aof_rewrite_writes_waited") == "1"
+    });
+    raw.command(&["SADD", "big", "second"]);
+    assert_eq!(raw.read_reply_string(), ":1\r\n");
+    assert_eq!(raw.read_reply_string(), ":1\r\n");
     let count: i64 = redis::cmd("SCARD").arg("big").query(&mut other).unwrap();
-    assert_eq!(count as usize, MEMBERS + 1);
+    assert_eq!(count as usize, MEMBERS + 2);
     wait_for_rewrites(&mut connection, 1);
     let waited: u64 = info_field(&mut connection, "aof_rewrite_writes_waited")
         .parse()
@@ -435,8 +439,8 @@ fn a_write_to_a_collection_the_snapshot_holds_waits_for_the_writer_and_copies_no
         .unwrap();
     assert_eq!(
         count as usize,
-        MEMBERS + 1,
-        "snapshot plus the write after it"
+        MEMBERS + 2,
+        "snapshot plus the writes after it"
     );
     let present: i64 = redis::cmd("SISMEMBER")
         .arg("big")
