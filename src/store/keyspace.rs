@@ -284,6 +284,28 @@ impl Keyspace {
     }
 
     pub fn insert_with_expiry(&mut self, key: &[u8], value: Value, expires_at_ms: Option<u64>) {
+        self.replace(key, value, expires_at_ms);
+    }
+
+    /// Inserts or replaces `key` with no expiry, for a write that needs nothing of the old value (a
+    /// plain SET): one lookup where reading first and inserting after would hash and probe twice. An old
+    /// value already expired at `now_ms` counts as an expired key, as the lookup would have counted it.
+    pub fn overwrite(&mut self, key: &[u8], value: Value, now_ms: u64) {
+        if let Some(Some(at)) = self.replace(key, value, None) {
+            if at <= now_ms {
+                self.expired_keys_total += 1;
+            }
+        }
+    }
+
+    /// Inserts or replaces `key`; returns the old entry's expiry if there was one (`Some(None)`: an old
+    /// entry without expiry).
+    fn replace(
+        &mut self,
+        key: &[u8],
+        value: Value,
+        expires_at_ms: Option<u64>,
+    ) -> Option<Option<u64>> {
         self.set_timer(key, None);
         let hash = self.hash_of(key);
         let shard = Keyspace::shard_of(hash);
@@ -304,7 +326,7 @@ impl Keyspace {
                 };
                 vacant.insert_hashed_nocheck(hash, key, entry);
                 self.length += 1;
-                return;
+                return None;
             }
         };
         let place = Place { shard, index };
@@ -315,6 +337,7 @@ impl Keyspace {
         if old_expiry != expires_at_ms {
             self.set_expiry_at(place, expires_at_ms);
         }
+        Some(old_expiry)
     }
 
     /// Returns the value of `key`, inserting `make()` first if the key is absent.
@@ -882,6 +905,23 @@ mod tests {
 
     fn string(value: &str) -> Value {
         Value::String(SmallBytes::from(value))
+    }
+
+    #[test]
+    fn overwrite_replaces_any_value_and_counts_an_expired_one() {
+        let mut keyspace = Keyspace::new();
+        keyspace.insert_with_expiry(b"k", string("old"), Some(100));
+        keyspace.overwrite(b"k", string("live"), 50);
+        assert_eq!(keyspace.expired_keys_total, 0);
+        keyspace.insert_with_expiry(b"k", string("old"), Some(100));
+        keyspace.overwrite(b"k", string("new"), 200);
+        assert_eq!(keyspace.expired_keys_total, 1);
+        let entry = keyspace.get(b"k", 300).expect("present");
+        assert!(matches!(&entry.value, Value::String(bytes) if bytes[..] == *b"new"));
+        assert_eq!(entry.expires_at_ms, None);
+        assert_eq!(keyspace.expiring_count(), 0);
+        keyspace.overwrite(b"fresh", string("v"), 0);
+        assert_eq!(keyspace.len(), 2);
     }
 
     #[test]
