@@ -39,6 +39,15 @@ pub const READ_SIZE_PER_ITERATION_MAX: usize = 1024 * 1024;
 /// Commands executed for one client in one loop iteration before the loop moves on.
 pub const COMMANDS_PER_ITERATION_MAX: usize = 4096;
 
+/// Pipelined requests whose keys the loop prefetches at once before executing them (see
+/// `Keyspace::prefetch`): enough to overlap the cache misses of a `-P 16` pipeline, few enough that the
+/// first key's line is still cached when its command runs.
+pub const PREFETCH_REQUESTS_MAX: usize = 16;
+
+/// Requests with more arguments than this are not looked ahead of (their keys are not prefetched), so the
+/// look-ahead's work stays bounded whatever a client sends.
+pub const PREFETCH_ARGUMENTS_MAX: usize = 8;
+
 /// Events taken from one `poll`.
 pub const EVENTS_PER_POLL_MAX: usize = 1024;
 

@@ -571,6 +571,74 @@ pub fn encode_request(arguments: &[&[u8]], out: &mut Vec<u8>) {
     }
 }
 
+/// Looks ahead over up to `requests_max` complete multibulk requests at the start of `buffer`, each of at
+/// most `arguments_max` arguments, and hands each one's second argument (the key, for most data commands)
+/// to `visit`. Returns how many bytes the requests it walked take.
+///
+/// A hint for prefetching, not a decoder: it checks only what it needs to find its way and stops quietly
+/// at anything else (an inline request, an incomplete or malformed one, one with many arguments), and it
+/// changes no state, so [`RequestDecoder`] stays the only judge of what a request is. Its work is bounded
+/// by `requests_max * arguments_max` headers whatever the buffer holds, so calling it again while a large
+/// request arrives costs nothing in proportion to that request.
+pub fn peek_second_arguments<'a>(
+    buffer: &'a [u8],
+    requests_max: usize,
+    arguments_max: usize,
+    mut visit: impl FnMut(&'a [u8]),
+) -> usize {
+    let mut position = 0;
+    'requests: for _ in 0..requests_max {
+        let Some((count, mut cursor)) = peek_header(buffer, position, b'*') else {
+            break;
+        };
+        if count > arguments_max {
+            break;
+        }
+        let mut second = None;
+        for index in 0..count {
+            let Some((length, start)) = peek_header(buffer, cursor, b'$') else {
+                break 'requests;
+            };
+            // `length` has at most 18 digits, so the sum cannot overflow.
+            let end = start + length;
+            if buffer.len() < end + 2 {
+                break 'requests;
+            }
+            if index == 1 {
+                second = Some(&buffer[start..end]);
+            }
+            cursor = end + 2;
+        }
+        if let Some(argument) = second {
+            visit(argument);
+        }
+        position = cursor;
+    }
+    position
+}
+
+/// Reads a `<marker><digits>\r\n` line at `position`: the number and the offset just past the line.
+fn peek_header(buffer: &[u8], position: usize, marker: u8) -> Option<(usize, usize)> {
+    const DIGITS_MAX: usize = 18;
+    if *buffer.get(position)? != marker {
+        return None;
+    }
+    let digits_start = position + 1;
+    let mut cursor = digits_start;
+    let mut value = 0usize;
+    while let Some(&byte) = buffer.get(cursor) {
+        if !byte.is_ascii_digit() || cursor - digits_start == DIGITS_MAX {
+            break;
+        }
+        value = value * 10 + usize::from(byte - b'0');
+        cursor += 1;
+    }
+    if cursor == digits_start || buffer.get(cursor..cursor + 2)? != b"\r\n" {
+        return None;
+    }
+    Some((value, cursor + 2))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -776,6 +844,33 @@ mod tests {
         }
     }
 
+    /// The second arguments `peek_second_arguments` finds, and the bytes it walked.
+    fn peek_all(input: &[u8], requests_max: usize, arguments_max: usize) -> (Vec<Vec<u8>>, usize) {
+        let mut seen = Vec::new();
+        let walked = peek_second_arguments(input, requests_max, arguments_max, |argument| {
+            seen.push(argument.to_vec())
+        });
+        (seen, walked)
+    }
+
+    #[test]
+    fn peeks_second_arguments_of_complete_requests() {
+        let stream = b"*3\r\n$3\r\nSET\r\n$1\r\na\r\n$1\r\n1\r\n*1\r\n$4\r\nPING\r\n*2\r\n$4\r\nINCR\r\n$2\r\nbc\r\n";
+        assert_eq!(
+            peek_all(stream, 16, 8),
+            (vec![b"a".to_vec(), b"bc".to_vec()], stream.len())
+        );
+        // Stops at the limit of requests, at an incomplete request, at an inline one, at a long one.
+        assert_eq!(peek_all(stream, 1, 8), (vec![b"a".to_vec()], 27));
+        assert_eq!(peek_all(&stream[..stream.len() - 1], 16, 8).1, 41);
+        assert_eq!(peek_all(b"PING\r\n", 16, 8), (vec![], 0));
+        assert_eq!(peek_all(stream, 16, 2), (vec![], 0));
+        assert_eq!(
+            peek_all(b"*1\r\n$99999999999999999999\r\n", 16, 8),
+            (vec![], 0)
+        );
+    }
+
     #[test]
     fn encodes_both_protocols() {
         let reply = Reply::Map(vec![(Reply::bulk(b"a"), Reply::Null)]);
@@ -830,6 +925,30 @@ mod tests {
                 }
                 prop_assert_eq!(decoded, commands);
                 prop_assert!(buffer.is_empty());
+            }
+
+            /// On any prefix of a valid stream, the look-ahead finds the second argument of each complete
+            /// request, in order, as the decoder reads them.
+            #[test]
+            fn peek_agrees_with_the_decoder(
+                commands in prop::collection::vec(command(), 1..8),
+                cut in any::<prop::sample::Index>(),
+            ) {
+                let mut stream = Vec::new();
+                for command in &commands {
+                    let slices: Vec<&[u8]> = command.iter().map(|argument| argument.as_slice()).collect();
+                    encode_request(&slices, &mut stream);
+                }
+                let prefix = &stream[..cut.index(stream.len() + 1)];
+                let complete = decode_all(prefix).unwrap();
+                let expected: Vec<Vec<u8>> = complete.iter().filter_map(|command| command.get(1).cloned()).collect();
+                prop_assert_eq!(peek_all(prefix, 16, 8).0, expected);
+            }
+
+            /// Arbitrary bytes never panic the look-ahead.
+            #[test]
+            fn arbitrary_bytes_never_panic_the_peek(input in prop::collection::vec(any::<u8>(), 0..200)) {
+                let _ = peek_all(&input, 16, 8);
             }
 
             /// Arbitrary bytes never panic the decoder.

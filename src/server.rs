@@ -460,6 +460,8 @@ impl Server {
         // One argument list for every multibulk of this turn (they all borrow `buffer`): no allocation per
         // command.
         let mut multibulk_arguments: Vec<&[u8]> = Vec::new();
+        // Requests before this offset have had their keys prefetched.
+        let mut prefetched_until = 0;
         while !connection.close_after_reply {
             if executed >= limits::COMMANDS_PER_ITERATION_MAX {
                 connection.budget_spent_on_commands = true;
@@ -467,6 +469,28 @@ impl Server {
                 break;
             }
             let available = &buffer[connection.consumed..connection.filled];
+            if connection.consumed >= prefetched_until {
+                // Only a hint, read from the bytes alone: the requests still run one at a time, below.
+                // A lone request gains nothing from it (its lookup would wait all the same).
+                let mut keys: [&[u8]; limits::PREFETCH_REQUESTS_MAX] =
+                    [&[]; limits::PREFETCH_REQUESTS_MAX];
+                let mut key_count = 0;
+                let peeked = resp::peek_second_arguments(
+                    available,
+                    limits::PREFETCH_REQUESTS_MAX,
+                    limits::PREFETCH_ARGUMENTS_MAX,
+                    |key| {
+                        keys[key_count] = key;
+                        key_count += 1;
+                    },
+                );
+                if key_count > 1 {
+                    for key in &keys[..key_count] {
+                        self.store.keyspace.prefetch(key);
+                    }
+                }
+                prefetched_until = connection.consumed + peeked.max(1);
+            }
             if connection.decoder.in_progress()
                 && available.len() < connection.decoder.bytes_needed()
             {

@@ -113,6 +113,14 @@ pub fn set(store: &mut Store, call: &mut Call) -> Reply {
         index += 1;
     }
     let key = call.key();
+    if !(only_if_absent || only_if_present || return_old) && matches!(expiry, Expiry::Clear) {
+        // The common plain SET needs nothing of the old value (of any type, it is replaced): one lookup
+        // to write, none to read first.
+        let value = Value::String(SmallBytes::copy_from_slice(call.argument(2)));
+        store.keyspace.overwrite(key, value, call.now_ms);
+        call.log(&[b"SET", key, call.argument(2)]);
+        return Reply::OK;
+    }
     // One lookup answers both questions; the old value is copied only for GET (SET runs for every SET
     // record on replay, where a copy and a second lookup per record are measurable).
     let (exists, old) = match read_string(store, key, call.now_ms) {
@@ -249,29 +257,28 @@ fn increment(store: &mut Store, call: &mut Call, delta: i64) -> Reply {
     let overflow = || Reply::error("ERR increment or decrement would overflow");
     let mut digits = itoa::Buffer::new();
     // One lookup: the counter is changed in place (keeping its expiry, as Redis does for INCR), or
-    // created. The digits are formatted once, on the stack, for both the stored value and the record.
-    let updated = match store.keyspace.get_mut(key, call.now_ms) {
-        Some(entry) => {
-            let Value::String(current) = &mut entry.value else {
-                return wrong_type();
-            };
-            let Some(value) = crate::resp::parse_integer(current) else {
-                return not_an_integer();
-            };
-            let Some(updated) = value.checked_add(delta) else {
-                return overflow();
-            };
-            // At most 20 digits: inline, so a counter's update allocates nothing.
-            *current = SmallBytes::copy_from_slice(digits.format(updated).as_bytes());
-            updated
-        }
-        None => {
-            store.keyspace.insert(
-                key,
-                Value::String(SmallBytes::copy_from_slice(digits.format(delta).as_bytes())),
-            );
-            delta
-        }
+    // created as `delta` itself, which never overflows. The digits are formatted once, on the stack, for
+    // both the stored value and the record.
+    let mut created = false;
+    let entry = store.keyspace.get_or_insert_with(key, call.now_ms, || {
+        created = true;
+        Value::String(SmallBytes::copy_from_slice(digits.format(delta).as_bytes()))
+    });
+    let updated = if created {
+        delta
+    } else {
+        let Value::String(current) = &mut entry.value else {
+            return wrong_type();
+        };
+        let Some(value) = crate::resp::parse_integer(current) else {
+            return not_an_integer();
+        };
+        let Some(updated) = value.checked_add(delta) else {
+            return overflow();
+        };
+        // At most 20 digits: inline, so a counter's update allocates nothing.
+        *current = SmallBytes::copy_from_slice(digits.format(updated).as_bytes());
+        updated
     };
     // Logged as the outcome, which is idempotent on replay and independent of the command's form.
     call.log(&[b"SET", key, digits.format(updated).as_bytes(), b"KEEPTTL"]);
