@@ -914,8 +914,6 @@ impl ShardLoader {
     }
 }
 
-/// Removes and returns, earliest first, up to `count_max` keys of a (deadline, key) index whose deadline
-/// is at or before `now_ms`: the bounded step of both active expiry and value timers.
 /// Asks the processor to start loading the cache line at `address` into every cache level, without
 /// waiting for it. A hint: on targets without the instruction it does nothing.
 #[inline(always)]
@@ -931,6 +929,8 @@ fn prefetch_read(address: *const u8) {
     let _ = address;
 }
 
+/// Removes and returns, earliest first, up to `count_max` keys of a (deadline, key) index whose deadline
+/// is at or before `now_ms`: the bounded step of both active expiry and value timers.
 fn pop_due(index: &mut BTreeSet<(u64, Key)>, now_ms: u64, count_max: usize) -> Vec<Key> {
     let mut due = Vec::new();
     while due.len() < count_max && index.first().is_some_and(|(at, _)| *at <= now_ms) {
