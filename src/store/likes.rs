@@ -16,7 +16,7 @@
 //! - Deterministic: the same operations give the same state and the same answers, so a replayed log
 //!   rebuilds every post exactly.
 //!
-//! # Memory layout (about 10 bytes a like; 12.7 of resident growth with keys and allocator overhead at the
+//! # Memory layout (about 10 bytes a like; 12.8 of resident growth with keys and allocator overhead at the
 //! benchmark shape, see `examples/likes_memory.rs`)
 //! A user id that is a canonical decimal integer below 2^31 (no sign, no leading zero: "007", "+7" and "-1"
 //! are text so they round-trip byte-exactly) is stored as itself in 4 bytes; any other id is stored once in
@@ -30,9 +30,10 @@
 //!   is read from the log: no id is stored twice. It is cut into chunks of at most
 //!   `LIKES_INDEX_CHUNK_ENTRIES_MAX` entries, so insert and remove are a binary search plus a bounded move.
 //! - **index samples**, on posts of at least `INDEX_SAMPLED_LIKES_MIN` likes only: each chunk's first slot
-//!   and 15 more (slot, position) pairs inside it, in contiguous arrays, so a search reads through the log
-//!   only between two neighbouring samples (4-5 steps instead of 17-18, each two dependent random reads).
-//!   About 0.25 bytes a like on the posts that have them; derived from the index, never persisted.
+//!   and `INDEX_SAMPLES_PER_CHUNK` (slot, position) pairs inside it, in contiguous arrays, so a search
+//!   reads through the log only between two neighbouring samples (5-6 steps instead of about 17, each two
+//!   dependent random reads). About 0.12 bytes a like on the posts that have them; derived from the index,
+//!   never persisted. They share one box with the text table, so a post pays one pointer for both.
 //!
 //! Vectors grow by an eighth rather than doubling, so spare capacity stays near 10%.
 
@@ -59,12 +60,14 @@ const SEQUENCE_EXHAUSTED: u32 = u32::MAX;
 /// The least a vector of 4-byte entries grows by: one 16-byte allocation step.
 const SMALL_GROWTH_MIN: usize = 4;
 /// Samples kept inside each index chunk besides its first entry (see [`IndexSamples`]). A chunk holds 256
-/// to 512 entries once split, so the search through the log between two samples takes 4 to 5 steps
-/// instead of 8 to 9.
-const INDEX_SAMPLES_PER_CHUNK: usize = 15;
-/// A post gets index samples once it holds this many likes, and drops them below half as many: smaller
-/// posts are searched in a few steps anyway, and most posts are small, so they do not pay for samples.
-const INDEX_SAMPLED_LIKES_MIN: u32 = 128;
+/// to 512 entries once split, so the search through the log between two samples takes 5 to 6 steps
+/// instead of 8 to 9. 15 samples saved another 8% of the search's cache misses (callgrind,
+/// `examples/likes_add_speed.rs`) for 0.11 more bytes a like: not worth it at the benchmark's memory budget.
+const INDEX_SAMPLES_PER_CHUNK: usize = 7;
+/// A post gets index samples once it holds this many likes (once its index has more than one chunk), and
+/// drops them below half as many. Most posts are small: sampling from 128 likes on cost 0.13 bytes a like
+/// more at the benchmark's shape and saved only 2% of the search's cache misses.
+const INDEX_SAMPLED_LIKES_MIN: u32 = 512;
 
 const _: () = assert!(LIKES_PER_POST_MAX < (TOMBSTONE_SLOT & !TEXT_SLOT_FLAG) as u64);
 // A chunk one entry over its bound (just before it splits) still has positions that fit a sample's u16.
@@ -146,6 +149,16 @@ struct IndexSamples {
     positions: Vec<u16>,
 }
 
+/// The tables only some posts need, boxed together so that every post pays one pointer for both.
+#[derive(Clone, Debug, Default)]
+struct SideTables {
+    /// Empty, and holding no memory, while the post has no text ids.
+    texts: TextUserIds,
+    /// Present from `INDEX_SAMPLED_LIKES_MIN` likes on (see the constant); derived, so not persisted and
+    /// not compared.
+    samples: Option<Box<IndexSamples>>,
+}
+
 /// One post's likes.
 #[derive(Clone, Debug)]
 pub struct Likes {
@@ -160,11 +173,8 @@ pub struct Likes {
     sequence_next: u32,
     like_count: u32,
     tombstone_count: u32,
-    /// Boxed: most posts have no text ids, and this keeps them one pointer smaller.
-    text_user_ids: Option<Box<TextUserIds>>,
-    /// Present from `INDEX_SAMPLED_LIKES_MIN` likes on (see the constant); derived, so not persisted and
-    /// not compared.
-    index_samples: Option<Box<IndexSamples>>,
+    /// Text ids and index samples; `None` while there are neither, as on most posts.
+    side_tables: Option<Box<SideTables>>,
 }
 
 /// Two posts are equal when their persisted state is: the index samples are derived from it, and a
@@ -178,7 +188,7 @@ impl PartialEq for Likes {
             && self.sequence_next == other.sequence_next
             && self.like_count == other.like_count
             && self.tombstone_count == other.tombstone_count
-            && self.text_user_ids == other.text_user_ids
+            && self.texts() == other.texts()
     }
 }
 
@@ -200,8 +210,7 @@ impl Likes {
             sequence_next: SEQUENCE_FIRST,
             like_count: 0,
             tombstone_count: 0,
-            text_user_ids: None,
-            index_samples: None,
+            side_tables: None,
         }
     }
 
@@ -316,9 +325,12 @@ impl Likes {
                 .sum::<usize>();
         let log = self.log_entries.capacity() * size_of::<u32>()
             + self.log_blocks.capacity() * size_of::<LogBlock>();
-        let texts = self.text_user_ids.as_ref().map_or(0, |texts| {
-            size_of::<TextUserIds>()
-                + texts.by_slot.capacity() * size_of::<Option<Box<[u8]>>>()
+        let side_tables = self
+            .side_tables
+            .as_ref()
+            .map_or(0, |_| size_of::<SideTables>());
+        let texts = self.texts().map_or(0, |texts| {
+            texts.by_slot.capacity() * size_of::<Option<Box<[u8]>>>()
                 + texts
                     .by_slot
                     .iter()
@@ -327,13 +339,13 @@ impl Likes {
                     .sum::<usize>()
                 + texts.free_slots.capacity() * size_of::<u32>()
         });
-        let samples = self.index_samples.as_ref().map_or(0, |samples| {
+        let samples = self.samples().map_or(0, |samples| {
             size_of::<IndexSamples>()
                 + samples.chunk_first_slots.capacity() * size_of::<u32>()
                 + samples.slots.capacity() * size_of::<u32>()
                 + samples.positions.capacity() * size_of::<u16>()
         });
-        size_of::<Self>() + index + log + texts + samples
+        size_of::<Self>() + index + log + side_tables + texts + samples
     }
 
     /// Asserts every structural invariant; O(n log n). For tests and debug checks after replay.
@@ -384,9 +396,18 @@ impl Likes {
         assert!(self.log_blocks.len() as u64 == span.div_ceil(u64::from(LOG_BLOCK_SEQUENCES)));
 
         let texts_live = self
-            .text_user_ids
-            .as_ref()
+            .texts()
             .map_or(0, |texts| texts.by_slot.iter().flatten().count());
+        if let Some(side_tables) = &self.side_tables {
+            assert!(
+                side_tables.samples.is_some() || !side_tables.texts.by_slot.is_empty(),
+                "side tables go when they hold nothing"
+            );
+            assert!(
+                side_tables.texts.by_slot.is_empty() || texts_live > 0,
+                "the text table empties with its last id"
+            );
+        }
         let texts_logged = self
             .log_entries
             .iter()
@@ -394,7 +415,7 @@ impl Likes {
             .count();
         assert_eq!(texts_live, texts_logged);
 
-        match &self.index_samples {
+        match self.samples() {
             None => assert!(
                 self.like_count < INDEX_SAMPLED_LIKES_MIN,
                 "a large post has samples"
@@ -439,7 +460,7 @@ impl Likes {
         if self.index_chunks.is_empty() {
             return (0, Err(0));
         }
-        if let Some(samples) = &self.index_samples {
+        if let Some(samples) = self.samples() {
             return self.index_search_sampled(samples, key);
         }
         let chunk = self.index_chunks.partition_point(|chunk| {
@@ -515,7 +536,11 @@ impl Likes {
         }
         self.like_count += 1;
 
-        if let Some(samples) = self.index_samples.as_mut() {
+        let samples = self
+            .side_tables
+            .as_mut()
+            .and_then(|side_tables| side_tables.samples.as_mut());
+        if let Some(samples) = samples {
             if split {
                 samples_insert_chunk(samples, chunk + 1);
                 // Both halves get evenly spaced samples again.
@@ -555,19 +580,20 @@ impl Likes {
         }
         self.like_count -= 1;
 
-        if self.like_count < INDEX_SAMPLED_LIKES_MIN / 2 {
-            self.index_samples = None;
-        } else if let Some(mut samples) = self.index_samples.take() {
-            if length == 0 {
+        if let Some(mut samples) = self.samples_take() {
+            if self.like_count < INDEX_SAMPLED_LIKES_MIN / 2 {
+                // Dropped: a post this small is searched in a few steps.
+                self.side_tables_tidy();
+            } else if length == 0 {
                 samples_remove_chunk(&mut samples, chunk);
-                self.index_samples = Some(samples);
+                self.samples_put(samples);
             } else if merged {
                 samples_remove_chunk(&mut samples, chunk + 1);
-                self.index_samples = Some(samples);
+                self.samples_put(samples);
                 self.samples_rebuild(chunk);
             } else {
                 self.samples_after_remove(&mut samples, chunk, position);
-                self.index_samples = Some(samples);
+                self.samples_put(samples);
             }
         }
         sequence
@@ -608,7 +634,7 @@ impl Likes {
         for chunk in 0..chunk_count {
             samples_insert_chunk(&mut samples, chunk);
         }
-        self.index_samples = Some(samples);
+        self.samples_put(samples);
         for chunk in 0..chunk_count {
             self.samples_rebuild(chunk);
         }
@@ -616,10 +642,7 @@ impl Likes {
 
     /// Samples `chunk` evenly: inner sample s at position (s + 1) * length / (samples + 1).
     fn samples_rebuild(&mut self, chunk: usize) {
-        let mut samples = self
-            .index_samples
-            .take()
-            .expect("rebuilding samples that exist");
+        let mut samples = self.samples_take().expect("rebuilding samples that exist");
         let entries = &self.index_chunks[chunk];
         samples.chunk_first_slots[chunk] = self.sequence_slot(entries[0]);
         let group = chunk * INDEX_SAMPLES_PER_CHUNK..(chunk + 1) * INDEX_SAMPLES_PER_CHUNK;
@@ -632,7 +655,30 @@ impl Likes {
             *position = at as u16;
             *slot = self.sequence_slot(entries[at]);
         }
-        self.index_samples = Some(samples);
+        self.samples_put(samples);
+    }
+
+    fn samples(&self) -> Option<&IndexSamples> {
+        self.side_tables.as_ref()?.samples.as_deref()
+    }
+
+    /// Takes the samples out, to update them while reading the index; put them back with
+    /// [`Likes::samples_put`], or call [`Likes::side_tables_tidy`] when they are to go.
+    fn samples_take(&mut self) -> Option<Box<IndexSamples>> {
+        self.side_tables.as_mut()?.samples.take()
+    }
+
+    fn samples_put(&mut self, samples: Box<IndexSamples>) {
+        self.side_tables.get_or_insert_with(Box::default).samples = Some(samples);
+    }
+
+    /// Drops the side tables once they hold neither text ids nor samples.
+    fn side_tables_tidy(&mut self) {
+        if self.side_tables.as_ref().is_some_and(|side_tables| {
+            side_tables.samples.is_none() && side_tables.texts.by_slot.is_empty()
+        }) {
+            self.side_tables = None;
+        }
     }
 
     // --- order log -------------------------------------------------------------------------------------
@@ -802,10 +848,7 @@ impl Likes {
         if slot & TEXT_SLOT_FLAG == 0 {
             return UserKey::Integer(slot);
         }
-        let texts = self
-            .text_user_ids
-            .as_ref()
-            .expect("a text slot implies a text table");
+        let texts = self.texts().expect("a text slot implies a text table");
         UserKey::Text(
             texts.by_slot[(slot & !TEXT_SLOT_FLAG) as usize]
                 .as_deref()
@@ -822,7 +865,7 @@ impl Likes {
 
     /// Stores a text id and returns its slot value (flag set).
     fn text_insert(&mut self, bytes: &[u8]) -> u32 {
-        let texts = self.text_user_ids.get_or_insert_with(Box::default);
+        let texts = &mut self.side_tables.get_or_insert_with(Box::default).texts;
         let text = Some(bytes.to_vec().into_boxed_slice());
         let number = match texts.free_slots.pop() {
             Some(number) => {
@@ -839,15 +882,23 @@ impl Likes {
     }
 
     fn text_remove(&mut self, number: u32) {
-        let texts = self
-            .text_user_ids
+        let side_tables = self
+            .side_tables
             .as_mut()
             .expect("a text slot implies a text table");
+        let texts = &mut side_tables.texts;
         assert!(texts.by_slot[number as usize].take().is_some());
         texts.free_slots.push(number);
         if texts.free_slots.len() == texts.by_slot.len() {
-            self.text_user_ids = None;
+            *texts = TextUserIds::default();
+            self.side_tables_tidy();
         }
+    }
+
+    /// The text table, while the post has text ids.
+    fn texts(&self) -> Option<&TextUserIds> {
+        let texts = &self.side_tables.as_ref()?.texts;
+        (!texts.by_slot.is_empty()).then_some(texts)
     }
 }
 
@@ -913,7 +964,7 @@ impl Likes {
         put_u32(out, self.sequence_next);
         put_u32(out, self.like_count);
         put_u32(out, self.tombstone_count);
-        match &self.text_user_ids {
+        match self.texts() {
             None => put_u8(out, 0),
             Some(texts) => {
                 put_u8(out, 1);
@@ -955,8 +1006,9 @@ impl Likes {
         let sequence_next = reader.u32()?;
         let like_count = reader.u32()?;
         let tombstone_count = reader.u32()?;
-        let text_user_ids = match reader.u8()? {
-            0 => None,
+        // An empty table written with flag 1 (no version of dibs wrote one) is read as no table.
+        let texts = match reader.u8()? {
+            0 => TextUserIds::default(),
             1 => {
                 let slot_count = reader.count(1)?;
                 let mut by_slot = Vec::with_capacity(slot_count);
@@ -968,10 +1020,10 @@ impl Likes {
                     });
                 }
                 let free_slots = reader.u32s()?;
-                Some(Box::new(TextUserIds {
+                TextUserIds {
                     by_slot,
                     free_slots,
-                }))
+                }
             }
             flag => return Err(format!("bad likes text table flag {flag}")),
         };
@@ -994,8 +1046,12 @@ impl Likes {
             sequence_next,
             like_count,
             tombstone_count,
-            text_user_ids,
-            index_samples: None,
+            side_tables: (!texts.by_slot.is_empty()).then(|| {
+                Box::new(SideTables {
+                    texts,
+                    samples: None,
+                })
+            }),
         };
         if like_count >= INDEX_SAMPLED_LIKES_MIN {
             likes.samples_build();
@@ -1097,8 +1153,8 @@ mod tests {
             }
         );
         assert!(likes.is_empty());
-        assert_eq!(
-            likes.text_user_ids, None,
+        assert!(
+            likes.side_tables.is_none(),
             "the text table goes when its last id does"
         );
         likes.check_invariants();
@@ -1281,10 +1337,7 @@ mod tests {
             if i % 7 == 0 {
                 likes.check_invariants();
             }
-            assert_eq!(
-                likes.index_samples.is_some(),
-                i + 1 >= INDEX_SAMPLED_LIKES_MIN
-            );
+            assert_eq!(likes.samples().is_some(), i + 1 >= INDEX_SAMPLED_LIKES_MIN);
         }
         assert!(likes.index_chunks.len() > 2);
         // Removing from the low end moves every sample of the first chunk, and removes sampled entries.
@@ -1295,17 +1348,17 @@ mod tests {
             }
             assert!((0..i).step_by(101).all(|kept| likes.contains(&user(kept))));
         }
-        assert!(likes.index_samples.is_none() && likes.is_empty());
+        assert!(likes.samples().is_none() && likes.is_empty());
         // Below the threshold, then back above it: hysteresis keeps the samples until half of it.
         for i in 0..INDEX_SAMPLED_LIKES_MIN {
             likes.add(&user(i)).unwrap();
         }
         for i in 0..=INDEX_SAMPLED_LIKES_MIN / 2 {
-            assert!(likes.index_samples.is_some());
+            assert!(likes.samples().is_some());
             likes.remove(&user(i));
             likes.check_invariants();
         }
-        assert!(likes.index_samples.is_none());
+        assert!(likes.samples().is_none());
     }
 
     #[test]
