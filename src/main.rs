@@ -15,6 +15,7 @@ use dibs::server::{system_time_ms, Server};
 static ALLOCATOR: dibs::memory::CountingAllocator = dibs::memory::CountingAllocator;
 
 fn main() {
+    dibs::memory::configure_allocator();
     let config = Config::parse();
     dibs::logging::init();
     if let Err(message) = run(config) {
