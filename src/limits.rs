@@ -86,17 +86,24 @@ pub const SNAPSHOT_SHARED_VALUES_PER_CHUNK_MAX: usize = 4096;
 /// during a compaction never has to copy them.
 pub const SNAPSHOT_SHARE_ELEMENTS_MIN: u64 = 65_536;
 
-/// Snapshot bytes the writer lets pile up in the page cache before it starts their writeback, and at most
-/// two such windows are unwritten at any time. Without this a snapshot of hundreds of megabytes is all
-/// written back by its final fsync, the disk is busy with it for many milliseconds, and every log fsync
-/// (so every reply under `always`) waits behind it: Redis's rewrite stall, and the reason for its
-/// `aof-rewrite-incremental-fsync` (4 MB).
+/// The snapshot writer writes with `O_DIRECT` in blocks of this size (see `aof::snapshot::SnapshotFile`):
+/// one block in flight at a time, none in the page cache.
+pub const SNAPSHOT_DIRECT_BLOCK_BYTES: usize = 1 << 20;
+
+/// Where a file system refuses `O_DIRECT`, snapshot bytes the writer lets pile up in the page cache before
+/// it starts their writeback, and at most two such windows are unwritten at any time. Without this a
+/// snapshot of hundreds of megabytes is all written back by its final fsync, the disk is busy with it for
+/// many milliseconds, and every log fsync (so every reply under `always`) waits behind it: Redis's rewrite
+/// stall, and the reason for its `aof-rewrite-incremental-fsync` (4 MB).
 pub const SNAPSHOT_WRITEBACK_BYTES: u64 = 4 << 20;
 
 /// How much of a replaced snapshot or log file one step of its deletion frees (see
 /// `aof::snapshot::shrink_gradually`): bounds the journal work each of the log's fsyncs may have to
 /// commit while old files are deleted after a compaction.
-pub const FILE_DELETE_STEP_BYTES: u64 = 16 << 20;
+pub const FILE_DELETE_STEP_BYTES: u64 = 4 << 20;
+
+/// The pause between two deletion steps, so the log's fsyncs get the disk's journal between them.
+pub const FILE_DELETE_STEP_PAUSE: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// Threads that build the key table from a snapshot at start-up (at most one per core), each inserting
 /// the keys of its own range of shards after one pass over the file has found where they are.

@@ -384,6 +384,107 @@ fn io_context<'a>(what: &'a str, path: &'a Path) -> impl Fn(io::Error) -> String
     move |error| format!("{what} {}: {error}", path.display())
 }
 
+/// The snapshot file being written: with `O_DIRECT` in aligned blocks of `SNAPSHOT_DIRECT_BLOCK_BYTES`
+/// where the file system allows it (tmpfs, for one, does not), else through the page cache paced by
+/// [`Writeback`].
+///
+/// Why direct: in the page cache the snapshot's data is the file system's to write back, and on ext4
+/// (`data=ordered`) every journal commit waits for the data of blocks allocated in it, so the log's fsyncs,
+/// each a commit, kept waiting for snapshot data (replies took up to 11-16 ms during a compaction of a
+/// 112 MB snapshot, against 4-6 ms without one, with the writeback paced). A direct write is on the disk
+/// when it returns and is never part of a commit's data, and with one block in flight at a time the disk's
+/// queue in front of a log write stays short. Replies then took 6-9 ms at most (with gentler deletion,
+/// `FILE_DELETE_STEP_PAUSE`).
+struct SnapshotFile {
+    file: File,
+    direct: bool,
+    /// One block plus room to align it (direct I/O wants memory, offset and length aligned).
+    storage: Vec<u8>,
+    block_start: usize,
+    filled: usize,
+    /// Bytes in the file (direct: whole blocks; the last partial block is written by `finish`).
+    written: u64,
+    writeback: Writeback,
+}
+
+/// What direct I/O needs its buffers, offsets and lengths aligned to: the largest logical block size of
+/// common disks.
+const DIRECT_ALIGNMENT: usize = 4096;
+const DIRECT_BLOCK_BYTES: usize = crate::limits::SNAPSHOT_DIRECT_BLOCK_BYTES;
+const _: () = assert!(DIRECT_BLOCK_BYTES.is_multiple_of(DIRECT_ALIGNMENT));
+
+impl SnapshotFile {
+    fn create(path: &Path) -> io::Result<SnapshotFile> {
+        use std::os::unix::fs::OpenOptionsExt;
+        let direct = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .custom_flags(libc::O_DIRECT)
+            .open(path);
+        let (file, direct) = match direct {
+            Ok(file) => (file, true),
+            // EINVAL: this file system does no direct I/O. Anything else, the plain create reports too.
+            Err(_) => (File::create(path)?, false),
+        };
+        let storage = if direct {
+            vec![0u8; DIRECT_BLOCK_BYTES + DIRECT_ALIGNMENT]
+        } else {
+            Vec::new()
+        };
+        let block_start = storage.as_ptr().align_offset(DIRECT_ALIGNMENT);
+        Ok(SnapshotFile {
+            file,
+            direct,
+            storage,
+            block_start,
+            filled: 0,
+            written: 0,
+            writeback: Writeback::default(),
+        })
+    }
+
+    fn write(&mut self, mut bytes: &[u8]) -> io::Result<()> {
+        if !self.direct {
+            self.file.write_all(bytes)?;
+            self.written += bytes.len() as u64;
+            self.writeback.after_write(&self.file, self.written);
+            return Ok(());
+        }
+        use std::os::unix::fs::FileExt;
+        while !bytes.is_empty() {
+            let count = (DIRECT_BLOCK_BYTES - self.filled).min(bytes.len());
+            let at = self.block_start + self.filled;
+            self.storage[at..at + count].copy_from_slice(&bytes[..count]);
+            self.filled += count;
+            bytes = &bytes[count..];
+            if self.filled == DIRECT_BLOCK_BYTES {
+                let block = &self.storage[self.block_start..self.block_start + DIRECT_BLOCK_BYTES];
+                self.file.write_all_at(block, self.written)?;
+                self.written += DIRECT_BLOCK_BYTES as u64;
+                self.filled = 0;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes what is buffered and gives back the file (not yet fsync'd) and its length. The last block
+    /// goes out padded with zeros to the alignment, then the file is cut to its real length.
+    fn finish(mut self) -> io::Result<(File, u64)> {
+        if self.direct && self.filled > 0 {
+            use std::os::unix::fs::FileExt;
+            let padded = self.filled.next_multiple_of(DIRECT_ALIGNMENT);
+            let start = self.block_start;
+            self.storage[start + self.filled..start + padded].fill(0);
+            self.file
+                .write_all_at(&self.storage[start..start + padded], self.written)?;
+            self.written += self.filled as u64;
+            self.file.set_len(self.written)?;
+        }
+        Ok((self.file, self.written))
+    }
+}
+
 /// Paces the snapshot's writeback so the disk never holds a long queue of it in front of the log's fsyncs
 /// (see `SNAPSHOT_WRITEBACK_BYTES`). Every window of that many bytes has its writeback started as soon as
 /// it is written, and the writer then waits for the window before it, so at most two windows are ever
@@ -465,6 +566,7 @@ fn shrink_gradually(path: &Path) {
         if file.set_len(length).is_err() || file.sync_data().is_err() {
             return;
         }
+        std::thread::sleep(crate::limits::FILE_DELETE_STEP_PAUSE);
     }
 }
 
@@ -488,19 +590,15 @@ fn write_snapshot(
     queues: WriterQueues,
 ) -> Result<Option<WriterReport>, String> {
     let temporary = directory.join(snapshot_temporary_name(sequence));
-    let mut file = File::create(&temporary).map_err(io_context("cannot create", &temporary))?;
-    let mut written = 0u64;
-    let mut writeback = Writeback::default();
-    let mut write = |file: &mut File, bytes: &[u8]| -> Result<(), String> {
-        written += bytes.len() as u64;
-        file.write_all(bytes)
-            .map_err(io_context("cannot write", &temporary))?;
-        writeback.after_write(file, written);
-        Ok(())
+    let mut file =
+        SnapshotFile::create(&temporary).map_err(io_context("cannot create", &temporary))?;
+    let write = |file: &mut SnapshotFile, bytes: &[u8]| -> Result<(), String> {
+        file.write(bytes)
+            .map_err(io_context("cannot write", &temporary))
     };
     write(&mut file, &header(sequence, now_ms))?;
     let mut chunk_count = 0u64;
-    let mut write_chunk = |file: &mut File, chunk: &[u8]| -> Result<(), String> {
+    let mut write_chunk = |file: &mut SnapshotFile, chunk: &[u8]| -> Result<(), String> {
         if !chunk.is_empty() {
             write(file, &chunk_header(CHUNK_KIND_ENTRIES, chunk))?;
             write(file, chunk)?;
@@ -545,6 +643,9 @@ fn write_snapshot(
     let trailer = trailer_payload(entry_count, chunk_count);
     write(&mut file, &chunk_header(CHUNK_KIND_TRAILER, &trailer))?;
     write(&mut file, &trailer)?;
+    let (file, written) = file
+        .finish()
+        .map_err(io_context("cannot write", &temporary))?;
     file.sync_all()
         .map_err(io_context("cannot fsync", &temporary))?;
     drop(file);
@@ -659,6 +760,40 @@ mod tests {
             );
         }
         encode_snapshot(42, 1_000, &[first, second], 10)
+    }
+
+    #[test]
+    fn the_snapshot_file_holds_exactly_what_was_written_whatever_the_pieces() {
+        let directory =
+            std::env::temp_dir().join(format!("dibs-snapshot-file-{}", std::process::id()));
+        fs::create_dir_all(&directory).unwrap();
+        // Lengths that end a block exactly, cross it, fall short of the alignment, and end mid-block.
+        for total in [
+            0,
+            100,
+            DIRECT_ALIGNMENT,
+            DIRECT_BLOCK_BYTES,
+            2 * DIRECT_BLOCK_BYTES + 12_345,
+        ] {
+            let path = directory.join(format!("snapshot-{total}.tmp"));
+            let mut file = SnapshotFile::create(&path).unwrap();
+            let mut expected = Vec::new();
+            let mut piece = 1;
+            while expected.len() < total {
+                let length = piece.min(total - expected.len());
+                let bytes: Vec<u8> = (0..length)
+                    .map(|index| (expected.len() + index) as u8 ^ 0x5a)
+                    .collect();
+                file.write(&bytes).unwrap();
+                expected.extend_from_slice(&bytes);
+                piece = piece * 7 % 300_007 + 1;
+            }
+            let (file, length) = file.finish().unwrap();
+            file.sync_all().unwrap();
+            assert_eq!(length, total as u64);
+            assert_eq!(fs::read(&path).unwrap(), expected, "{total} bytes");
+        }
+        fs::remove_dir_all(&directory).unwrap();
     }
 
     #[test]
