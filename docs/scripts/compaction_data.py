@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 # The collections of the compaction/restart data set (README, "Replay, likes memory, compaction") as RESP
-# for `redis-cli --pipe`: `compaction_data.py dibs` (a coupon) or `compaction_data.py redis` (a hash
-# with the same holders), after `redis-benchmark -t set -r 5000000 -n 5000000 -P 64`.
+# for `redis-cli --pipe`: `compaction_data.py dibs` (a coupon, likes) or `compaction_data.py redis` (a
+# hash with the same holders, sets with the same likers), after
+# `redis-benchmark -t set -r 8000000 -n 8000000 -P 64` (about 5.06 million keys).
 import sys
 kind = sys.argv[1]  # dibs or redis
 out = sys.stdout.buffer
@@ -16,6 +17,13 @@ for m in range(86000):
 for s in range(20000):
     for m in range(5):
         cmd("SADD", "smallset:%d" % s, "m%d" % m)
+# Likes: one post of 100,000 (large enough to go to the snapshot writer by handle) and 10,000 posts of 90.
+like = b"LIKE.ADD" if kind == "dibs" else b"SADD"
+for user in range(100000):
+    cmd(like, "post:hot", user * 7 + 1)
+for post in range(10000):
+    for user in range(90):
+        cmd(like, "post:%d" % post, (post * 7919 + user * 104729) % 50000000 + 1)
 if kind == "dibs":
     cmd("COUPON.CREATE", "coupon:big", 10000000)
     for u in range(260000):

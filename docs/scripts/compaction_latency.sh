@@ -14,7 +14,7 @@ target/release/dibs --port "$port" --dir "$work" --auto-aof-rewrite-percentage 0
 pid=$!
 trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$work"' EXIT
 until redis-cli -p "$port" ping >/dev/null 2>&1; do sleep 0.1; done
-redis-benchmark -p "$port" -t set -r 5000000 -n 5000000 -P 64 -q >/dev/null
+redis-benchmark -p "$port" -t set -r 8000000 -n 8000000 -P 64 -q >/dev/null
 docs/scripts/compaction_data.py dibs | redis-cli -p "$port" --pipe >/dev/null
 redis-cli -p "$port" BGREWRITEAOF >/dev/null   # start from a compacted state, as a running server would
 info() { redis-cli -p "$port" info "$1" | tr -d '\r' | awk -F: -v f="$2" '$1 == f { print $2 }'; }
@@ -24,7 +24,7 @@ for round in $(seq "$rounds"); do
   for mode in alone compacting; do
     redis-cli -p "$port" CONFIG RESETSTAT >/dev/null
     before=$(info persistence aof_rewrites)
-    target/release/dibs-bench set -p "$port" -c 50 -n 300000 -r 5000000 -q --csv >"$work/bench.csv" &
+    target/release/dibs-bench set -p "$port" -c 50 -n 300000 -r 8000000 -q --csv >"$work/bench.csv" &
     bench=$!
     if [ $mode = compacting ]; then sleep 1; redis-cli -p "$port" BGREWRITEAOF >/dev/null; fi
     wait $bench
