@@ -13,19 +13,6 @@ mod like_stream;
 
 use dibs::store::likes::Likes;
 use like_stream::LikeStream;
-use std::time::Duration;
-
-/// CPU time of this thread: on a shared machine wall-clock time counts the other processes' turns too.
-fn thread_cpu_time() -> Duration {
-    let mut time = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `time` is a valid timespec for the call to write.
-    let result = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut time) };
-    assert_eq!(result, 0, "clock_gettime");
-    Duration::new(time.tv_sec as u64, time.tv_nsec as u32)
-}
 
 fn main() {
     let mut arguments = std::env::args()
@@ -46,7 +33,7 @@ fn main() {
     }
     drop(distinct);
 
-    let started = thread_cpu_time();
+    let started = dibs::memory::thread_cpu_time();
     let mut stored = 0u64;
     for (post, user) in &likes_to_add {
         if posts_likes[*post]
@@ -57,14 +44,14 @@ fn main() {
             stored += 1;
         }
     }
-    let elapsed = thread_cpu_time() - started;
+    let elapsed = dibs::memory::thread_cpu_time() - started;
     // The same ids again: every search now finds its like (LIKE.HAS and duplicate LIKE.ADD).
-    let started_again = thread_cpu_time();
+    let started_again = dibs::memory::thread_cpu_time();
     let found = likes_to_add
         .iter()
         .filter(|(post, user)| posts_likes[*post].contains(user.as_bytes()))
         .count();
-    let elapsed_again = thread_cpu_time() - started_again;
+    let elapsed_again = dibs::memory::thread_cpu_time() - started_again;
     println!(
         "{stored} likes stored in {:.0} CPU ms ({:.0} ns a LIKE.ADD); {found} found again in {:.0} CPU ms ({:.0} ns a LIKE.HAS)",
         elapsed.as_secs_f64() * 1e3,

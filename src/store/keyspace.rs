@@ -1213,16 +1213,19 @@ mod tests {
         assert_eq!(keyspace.len(), 4_999);
     }
 
+    /// A set of `count` members.
+    fn set_of(count: usize) -> Value {
+        let members: super::super::SetValue = (0..count)
+            .map(|member| bytes::Bytes::from(member.to_string()))
+            .collect();
+        Value::Set(super::super::Shared::new(members))
+    }
+
     #[test]
     fn a_snapshot_serializes_small_collections_itself_and_hands_over_only_large_ones() {
         let mut keyspace = Keyspace::new();
-        let members = |count: usize| -> super::super::SetValue {
-            (0..count)
-                .map(|member| bytes::Bytes::from(member.to_string()))
-                .collect()
-        };
-        keyspace.insert(b"small", Value::Set(super::super::Shared::new(members(3))));
-        keyspace.insert(b"large", Value::Set(super::super::Shared::new(members(10))));
+        keyspace.insert(b"small", set_of(3));
+        keyspace.insert(b"large", set_of(10));
         keyspace.set_snapshot_share_elements_min(10);
         keyspace.snapshot_begin();
         while !keyspace.snapshot_step(usize::MAX, || true) {}
@@ -1253,17 +1256,9 @@ mod tests {
     #[test]
     fn a_change_to_a_large_collection_waits_while_the_snapshot_holds_it_and_never_copies_it() {
         let mut keyspace = Keyspace::new();
-        let members = |count: usize| -> super::super::SetValue {
-            (0..count)
-                .map(|member| bytes::Bytes::from(member.to_string()))
-                .collect()
-        };
-        keyspace.insert(b"small", Value::Set(super::super::Shared::new(members(3))));
-        keyspace.insert(b"large", Value::Set(super::super::Shared::new(members(10))));
-        keyspace.insert(
-            b"walked",
-            Value::Set(super::super::Shared::new(members(10))),
-        );
+        keyspace.insert(b"small", set_of(3));
+        keyspace.insert(b"large", set_of(10));
+        keyspace.insert(b"walked", set_of(10));
         keyspace.set_snapshot_share_elements_min(10);
         assert!(!keyspace.snapshot_holds(b"large"), "no snapshot, no wait");
         keyspace.snapshot_begin();
