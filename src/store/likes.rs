@@ -1082,10 +1082,67 @@ impl Likes {
                 })
             }),
         };
+        likes.validate_decoded()?;
         if like_count >= INDEX_SAMPLED_LIKES_MIN {
             likes.samples_build();
         }
         Ok(likes)
+    }
+
+    /// What every search takes for granted, checked once on a decoded post so that a snapshot whose
+    /// checksums hold but whose likes don't fit together is refused with a message instead of panicking
+    /// in the first search (or in building the samples): the log blocks cover the sequence range with
+    /// consistent counts, every indexed sequence number has a live log entry whose user resolves, and the
+    /// index is strictly sorted by user. O(n), at load only.
+    fn validate_decoded(&self) -> Result<(), String> {
+        let damaged = |what: &str| Err(format!("likes do not fit together: {what}"));
+        if self.sequence_base > self.sequence_next {
+            return damaged("sequence range");
+        }
+        let span = u64::from(self.sequence_next - self.sequence_base);
+        if self.log_blocks.len() as u64 != span.div_ceil(u64::from(LOG_BLOCK_SEQUENCES)) {
+            return damaged("log block count");
+        }
+        let mut entries_before = 0u32;
+        for block in &self.log_blocks {
+            if block.entries_before != entries_before {
+                return damaged("log block offsets");
+            }
+            entries_before += block.present.count_ones();
+        }
+        let tombstones = self
+            .log_entries
+            .iter()
+            .filter(|&&slot| slot == TOMBSTONE_SLOT)
+            .count();
+        if tombstones != self.tombstone_count as usize {
+            return damaged("tombstone count");
+        }
+        let live_text = |slot: u32| {
+            slot & TEXT_SLOT_FLAG == 0
+                || self.texts().is_some_and(|texts| {
+                    texts
+                        .by_slot
+                        .get((slot & !TEXT_SLOT_FLAG) as usize)
+                        .is_some_and(Option::is_some)
+                })
+        };
+        let mut previous: Option<UserKey> = None;
+        for &sequence in self.index_chunks.iter().flatten() {
+            let Some(entry) = self.log_position(sequence) else {
+                return damaged("an indexed like without a log entry");
+            };
+            let slot = self.log_entries[entry];
+            if slot == TOMBSTONE_SLOT || !live_text(slot) {
+                return damaged("an indexed like without a user");
+            }
+            let key = self.slot_key(slot);
+            if previous.is_some_and(|previous| previous >= key) {
+                return damaged("the index is not sorted by user");
+            }
+            previous = Some(key);
+        }
+        Ok(())
     }
 }
 
@@ -1659,5 +1716,46 @@ mod tests {
         let mut out = Vec::new();
         empty.encode(&mut out);
         assert_eq!(Likes::decode(&mut Reader::new(&out)).unwrap(), empty);
+    }
+
+    #[test]
+    fn a_decoded_post_whose_parts_do_not_fit_together_is_refused_not_a_panic() {
+        let mut likes = Likes::new();
+        for user in 0..2_000u32 {
+            likes.add(user.to_string().as_bytes()).unwrap();
+        }
+        likes.add(b"text-user").unwrap();
+        likes.remove(b"7");
+        type Damage = dyn Fn(&mut Likes);
+        let decode_after = |damage: &Damage| {
+            let mut damaged = likes.clone();
+            damage(&mut damaged);
+            let mut out = Vec::new();
+            damaged.encode(&mut out);
+            Likes::decode(&mut Reader::new(&out))
+        };
+        assert!(decode_after(&|_| {}).is_ok(), "undamaged, it loads");
+        let refusals: [(&str, &Damage); 5] = [
+            ("an indexed like without a log entry", &|likes| {
+                likes.index_chunks[0][0] = likes.sequence_next - 1 + 1_000
+            }),
+            ("the index is not sorted by user", &|likes| {
+                likes.index_chunks[1].swap(0, 1)
+            }),
+            ("an indexed like without a user", &|likes| {
+                let last = likes.log_entries.len() - 1;
+                likes.log_entries[last] = TEXT_SLOT_FLAG | 77;
+            }),
+            ("tombstone count", &|likes| {
+                likes.log_entries[5] = TOMBSTONE_SLOT
+            }),
+            ("log block offsets", &|likes| {
+                likes.log_blocks[3].entries_before += 1
+            }),
+        ];
+        for (expected, damage) in refusals {
+            let error = decode_after(damage).expect_err(expected);
+            assert!(error.contains(expected), "{error} / {expected}");
+        }
     }
 }
