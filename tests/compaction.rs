@@ -1,6 +1,6 @@
 //! Compaction against the real binary: BGREWRITEAOF while clients write, restart from snapshot plus log
 //! tail, refusal on a damaged manifest or snapshot, and crashes at many points inside a compaction
-//! (strace's fault injection kills the server at the Nth rename, fsync, unlink or write).
+//! (strace's fault injection kills the server at the Nth rename, fsync, unlink, write or pwrite64).
 
 mod common;
 
@@ -614,6 +614,8 @@ fn a_crash_anywhere_inside_a_compaction_leaves_one_consistent_state() {
         ("fsync", 1..=7),
         ("unlink", 1..=2),
         ("write", 3..=12),
+        // The snapshot's direct writes and the log's appends are positioned writes.
+        ("pwrite64", 1..=8),
     ] {
         for when in range {
             runs += 1;
