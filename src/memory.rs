@@ -1,5 +1,7 @@
 //! Memory and CPU figures for INFO: a counting global allocator (installed by the `dibs` binary) for
-//! `used_memory`, and the kernel's own view for resident memory and CPU time.
+//! `used_memory`, and the kernel's own view for resident memory and CPU time. Also the allocator's policy
+//! (`configure_allocator`): large buffers get their own mappings, so freed memory goes back to the kernel
+//! and resident memory tracks `used_memory`.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicU64, Ordering};
