@@ -57,6 +57,15 @@ struct Running {
 }
 
 impl Running {
+    /// Collections taken by handle (by the walk, or for a command that waits for one) go to the writer at
+    /// once, ahead of its queue of serialized chunks.
+    fn hand_over_collections(&self, store: &mut Store) {
+        let shared = store.keyspace.snapshot_take_shared();
+        if !shared.is_empty() {
+            self.writer.hand_over(shared);
+        }
+    }
+
     /// See [`Compaction::advance`]. `Ok(Some((sequence, bytes)))` once the manifest names the snapshot.
     fn advance(
         &mut self,
@@ -74,12 +83,7 @@ impl Running {
             None => {}
         }
         loop {
-            // Collections taken by handle (by the walk, or for a command that waits for one) go at once,
-            // ahead of the queue of serialized chunks.
-            let shared = store.keyspace.snapshot_take_shared();
-            if !shared.is_empty() {
-                self.writer.hand_over(shared);
-            }
+            self.hand_over_collections(store);
             if let Some(chunk) = self.pending_chunk.take() {
                 if blocking {
                     self.writer.send(chunk);
@@ -94,10 +98,7 @@ impl Running {
             let done = store
                 .keyspace
                 .snapshot_step(SNAPSHOT_CHUNK_SIZE, &mut keep_going);
-            let shared = store.keyspace.snapshot_take_shared();
-            if !shared.is_empty() {
-                self.writer.hand_over(shared);
-            }
+            self.hand_over_collections(store);
             if done || store.keyspace.snapshot_pending_bytes() >= SNAPSHOT_CHUNK_SIZE {
                 let bytes = store
                     .keyspace

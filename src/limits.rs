@@ -79,7 +79,7 @@ pub const KEYSPACE_SHARD_COUNT: usize = 1024;
 
 /// Collections one compaction step hands the snapshot writer thread by handle (see `store::keyspace`).
 /// Bounds the writer's work per step's hand-over, and so how long a write to one of them may wait.
-pub const SNAPSHOT_SHARED_VALUES_PER_CHUNK_MAX: usize = 4096;
+pub const SNAPSHOT_SHARED_VALUES_PER_STEP_MAX: usize = 4096;
 
 /// Collections with at least this many elements are handed to the snapshot writer by handle; smaller ones
 /// are serialized on the loop (tens to hundreds of microseconds at most), so a command that changes them

@@ -754,18 +754,16 @@ impl Server {
                 return After::Continue;
             }
         }
-        if spec.is_write() || spec.name == "exec" {
-            if self.waits_for_snapshot(connection, spec, arguments) {
-                if connection.waiting_for_snapshot_since.is_none() {
-                    connection.waiting_for_snapshot_since = Some(Instant::now());
-                    self.compaction.commands_waited += 1;
-                }
-                return After::WaitForSnapshot;
+        if self.waits_for_snapshot(connection, spec, arguments) {
+            if connection.waiting_for_snapshot_since.is_none() {
+                connection.waiting_for_snapshot_since = Some(Instant::now());
+                self.compaction.commands_waited += 1;
             }
-            if let Some(since) = connection.waiting_for_snapshot_since.take() {
-                self.compaction.command_wait_max =
-                    self.compaction.command_wait_max.max(since.elapsed());
-            }
+            return After::WaitForSnapshot;
+        }
+        if let Some(since) = connection.waiting_for_snapshot_since.take() {
+            self.compaction.command_wait_max =
+                self.compaction.command_wait_max.max(since.elapsed());
         }
         self.stats.commands_processed += 1;
         if spec.is_write() && self.journal.failure.is_some() {
@@ -794,7 +792,8 @@ impl Server {
         spec: &CommandSpec,
         arguments: &[&[u8]],
     ) -> bool {
-        if !self.compaction.in_progress() {
+        // Without a compaction this is the whole cost on the command path.
+        if !self.compaction.in_progress() || !(spec.is_write() || spec.name == "exec") {
             return false;
         }
         let keyspace = &mut self.store.keyspace;

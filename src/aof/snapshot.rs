@@ -609,6 +609,8 @@ fn write_snapshot(
     // Collections first (one chunk each), whenever there are any: commands may be waiting for them.
     // After `Finish` only they can still be queued, sent before it.
     let mut finished: Option<u64> = None;
+    // One buffer for every collection's serialization, reused rather than allocated per collection.
+    let mut collection_bytes = Vec::new();
     let entry_count = loop {
         let input = match queues.collections.try_recv() {
             Ok(shared) => Ok(WriterInput::Collections(shared)),
@@ -623,11 +625,11 @@ fn write_snapshot(
         match input {
             Ok(WriterInput::Collections(shared)) => {
                 for entry in shared {
-                    let mut bytes = Vec::new();
-                    entry.encode(&mut bytes);
+                    collection_bytes.clear();
+                    entry.encode(&mut collection_bytes);
                     // The handle goes before the write: the loop need not wait for the disk.
                     drop(entry);
-                    write_chunk(&mut file, &bytes)?;
+                    write_chunk(&mut file, &collection_bytes)?;
                 }
             }
             Ok(WriterInput::Message(WriterMessage::Chunk(chunk))) => {

@@ -63,7 +63,7 @@ use indexmap::IndexMap;
 use super::encoding::{encode_entry, SharedEntry};
 use super::Value;
 use crate::limits::{
-    KEYSPACE_SHARD_COUNT, SNAPSHOT_SHARED_VALUES_PER_CHUNK_MAX, SNAPSHOT_SHARE_ELEMENTS_MIN,
+    KEYSPACE_SHARD_COUNT, SNAPSHOT_SHARED_VALUES_PER_STEP_MAX, SNAPSHOT_SHARE_ELEMENTS_MIN,
 };
 
 use crate::small_bytes::SmallBytes;
@@ -110,6 +110,20 @@ struct SnapshotProgress {
     /// Collections handed over by handle for the writer thread to serialize (see the module docs).
     shared: Vec<SharedEntry>,
     entries_written: u64,
+}
+
+/// A second handle to a pending entry's value, for the snapshot writer, if it is a collection of at least
+/// `elements_min` elements: the one rule by which the walk and `Keyspace::snapshot_holds` hand values
+/// over instead of serializing them on the loop.
+fn large_collection_handle(key: &Key, entry: &Entry, elements_min: u64) -> Option<SharedEntry> {
+    if entry.value.element_count() < elements_min {
+        return None;
+    }
+    Some(SharedEntry {
+        key: key[..].into(),
+        expires_at_ms: entry.expires_at_ms,
+        value: entry.value.share()?,
+    })
 }
 
 #[derive(Debug, Default)]
@@ -575,7 +589,7 @@ impl Keyspace {
                 continue;
             }
             if snapshot.out.len() >= out_budget
-                || snapshot.shared.len() >= SNAPSHOT_SHARED_VALUES_PER_CHUNK_MAX
+                || snapshot.shared.len() >= SNAPSHOT_SHARED_VALUES_PER_STEP_MAX
             {
                 return false;
             }
@@ -594,13 +608,8 @@ impl Keyspace {
                 // it, which under a write-heavy load copied most of the data set once per compaction
                 // and left the process's resident memory that much larger (the likes benchmark went
                 // from 14 to 21 bytes a like). Only values large enough to be a pause are handed over.
-                let large = entry.value.element_count() >= share_elements_min;
-                match large.then(|| entry.value.share()).flatten() {
-                    Some(value) => snapshot.shared.push(SharedEntry {
-                        key: key[..].into(),
-                        expires_at_ms: entry.expires_at_ms,
-                        value,
-                    }),
+                match large_collection_handle(key, entry, share_elements_min) {
+                    Some(handle) => snapshot.shared.push(handle),
                     None => encode_entry(key, &entry.value, entry.expires_at_ms, &mut snapshot.out),
                 }
                 snapshot.entries_written += 1;
@@ -632,21 +641,14 @@ impl Keyspace {
         let Some(snapshot) = &mut self.snapshot else {
             return false;
         };
-        if snapshot.frozen.is_some()
-            || entry.snapshot_epoch == epoch
-            || entry.value.element_count() < share_elements_min
-        {
+        if snapshot.frozen.is_some() || entry.snapshot_epoch == epoch {
             return false;
         }
-        let Some(value) = entry.value.share() else {
+        let Some(handle) = large_collection_handle(stored_key, entry, share_elements_min) else {
             return false;
         };
         entry.snapshot_epoch = epoch;
-        snapshot.shared.push(SharedEntry {
-            key: stored_key[..].into(),
-            expires_at_ms: entry.expires_at_ms,
-            value,
-        });
+        snapshot.shared.push(handle);
         snapshot.entries_written += 1;
         true
     }
@@ -665,13 +667,6 @@ impl Keyspace {
             Some(snapshot) => std::mem::take(&mut snapshot.shared),
             None => Vec::new(),
         }
-    }
-
-    /// Collections handed over by handle and not yet taken.
-    pub fn snapshot_pending_shared(&self) -> usize {
-        self.snapshot
-            .as_ref()
-            .map_or(0, |snapshot| snapshot.shared.len())
     }
 
     pub fn snapshot_pending_bytes(&self) -> usize {
