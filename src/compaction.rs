@@ -31,8 +31,11 @@ use crate::journal::Journal;
 use crate::recovery::log_file_name;
 use crate::store::Store;
 
-/// The most serialization one loop iteration does.
-pub const SNAPSHOT_STEP_BUDGET: Duration = Duration::from_micros(1_000);
+/// The most serialization one loop iteration does. Every reply the iteration sends waits for it, so it is
+/// short: at 1 ms the p99 reply latency during a compaction was 3.6-4.0 ms, at 250 µs 1.7-2.2 ms (1.0-1.3
+/// ms without a compaction), and the compaction of 5 M keys took no longer (0.7-1.3 s either way): under
+/// load the loop iterates often enough that the walk keeps up with the writer.
+pub const SNAPSHOT_STEP_BUDGET: Duration = Duration::from_micros(250);
 
 /// Redis's `auto-aof-rewrite-percentage` and `auto-aof-rewrite-min-size`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

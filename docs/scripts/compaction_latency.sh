@@ -32,7 +32,7 @@ for round in $(seq "$rounds"); do
     after=$(info persistence aof_rewrites)
     tail -1 "$work/bench.csv" | tr -d '"' | awk -F, -v m=$mode -v w="$(info stats loop_iteration_max_microseconds)" \
       -v c="$(info stats loop_iteration_cpu_max_microseconds)" -v n=$((after - before)) \
-      -v f="$(info persistence aof_max_sync_microseconds)" \
-      '{ print m "," $3 "," $4 "," $5 "," $6 "," $7 "," w "," c "," f "," n }'
+      -v f="$(info persistence aof_max_sync_microseconds)" -v d="$(info persistence aof_last_rewrite_time_ms)" \
+      '{ print m "," $3 "," $4 "," $5 "," $6 "," $7 "," w "," c "," f "," n "," d }'
   done
 done
