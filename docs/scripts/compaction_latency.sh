@@ -3,7 +3,7 @@
 # compaction"). Loads the compaction data set into a fresh dibs, then alternates ROUNDS times: a
 # `dibs-bench set` run alone, and the same run with a BGREWRITEAOF started a second in. Prints one CSV line
 # per run: mode, requests/s, p50, p99, p99.9, max (ms), the loop's longest iteration (wall and CPU, µs),
-# the log's longest fsync (µs), and how many compactions finished during the run.
+# the log's longest fsync (µs), how many compactions finished during the run and how long the last took (ms).
 # Usage: docs/scripts/compaction_latency.sh [ROUNDS] [PORT]
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -19,7 +19,7 @@ docs/scripts/compaction_data.py dibs | redis-cli -p "$port" --pipe >/dev/null
 redis-cli -p "$port" BGREWRITEAOF >/dev/null   # start from a compacted state, as a running server would
 info() { redis-cli -p "$port" info "$1" | tr -d '\r' | awk -F: -v f="$2" '$1 == f { print $2 }'; }
 until [ "$(info persistence aof_rewrite_in_progress)" = 0 ]; do sleep 0.2; done
-echo "mode,rps,p50_ms,p99_ms,p999_ms,max_ms,loop_max_us,loop_cpu_max_us,fsync_max_us,compactions"
+echo "mode,rps,p50_ms,p99_ms,p999_ms,max_ms,loop_max_us,loop_cpu_max_us,fsync_max_us,compactions,last_compaction_ms"
 for round in $(seq "$rounds"); do
   for mode in alone compacting; do
     redis-cli -p "$port" CONFIG RESETSTAT >/dev/null
