@@ -124,6 +124,16 @@ pub const RECORD_PAYLOAD_SIZE_MAX: u32 = (1 << 30) + (1 << 24);
 /// memory a burst can pin and the time one write call takes; the remaining batches go in the next append.
 pub const SYNCER_APPEND_SIZE_MAX: usize = 64 << 20;
 
+/// Zeros the log keeps written and durable past its end, so that an append overwrites allocated blocks
+/// and its fdatasync commits no metadata (see `aof::storage`). Also the most a log file holds past its last
+/// record after a crash; recovery cuts it.
+pub const LOG_RESERVE_AHEAD_BYTES: u64 = 4 << 20;
+
+/// Zeros the reserving thread writes, then fdatasyncs, at a time. That fdatasync commits the file's growth
+/// to the journal, once per step rather than once per log fsync; a log fsync that overlaps it may share
+/// the commit, so smaller steps make that rare slower fsync cheaper.
+pub const LOG_RESERVE_STEP_BYTES: u64 = 1 << 20;
+
 /// With `appendfsync everysec`, the longest a written record waits for its fsync, and the shortest time
 /// between two fsyncs: a quiet log is still synced within this interval.
 pub const SYNCER_EVERY_SECOND_INTERVAL_MS: u64 = 1_000;

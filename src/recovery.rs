@@ -539,6 +539,19 @@ impl<'s> Replay<'s> {
         may_cut: bool,
     ) -> Result<(), RecoveryError> {
         match verdict {
+            ScanVerdict::Clean {
+                end_offset,
+                reserved_bytes,
+            } if reserved_bytes > 0 && is_last && may_cut => {
+                // The space the log reserved ahead of its end (a stop without a clean shutdown): cut
+                // it, so that the next record is appended right after the last one.
+                log::info!(
+                    "the log {} ends in {reserved_bytes} bytes of reserved space after its last record; \
+                     cutting them",
+                    path.display()
+                );
+                cut_file(path, end_offset)
+            }
             ScanVerdict::Clean { .. } => Ok(()),
             ScanVerdict::TornTail {
                 offset,
@@ -553,13 +566,7 @@ impl<'s> Replay<'s> {
                      bytes that were never acknowledged",
                     path.display()
                 );
-                let file = fs::OpenOptions::new()
-                    .write(true)
-                    .open(path)
-                    .map_err(|error| io_error("cannot open for cutting", path, error))?;
-                file.set_len(offset)
-                    .and_then(|()| file.sync_all())
-                    .map_err(|error| io_error("cannot cut the torn tail of", path, error))?;
+                cut_file(path, offset)?;
                 if offset == 0 {
                     // The header itself was torn: the file is empty now; FileStorage writes a new header.
                     log::warn!("{} held no complete header; it will be started afresh", path.display());
@@ -576,4 +583,15 @@ impl<'s> Replay<'s> {
             ))),
         }
     }
+}
+
+/// Cuts a log file to `length` bytes, durably (a torn tail, or reserved space after the last record).
+fn cut_file(path: &Path, length: u64) -> Result<(), RecoveryError> {
+    let file = fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .map_err(|error| io_error("cannot open for cutting", path, error))?;
+    file.set_len(length)
+        .and_then(|()| file.sync_all())
+        .map_err(|error| io_error("cannot cut", path, error))
 }

@@ -103,7 +103,8 @@ fn file_storage_creates_a_header_and_appends_across_opens() {
     assert_eq!(
         verdict,
         ScanVerdict::Clean {
-            end_offset: contents.len() as u64
+            end_offset: contents.len() as u64,
+            reserved_bytes: 0
         }
     );
     assert_eq!(
@@ -213,7 +214,8 @@ fn fix_cuts_only_when_told_to() {
     // Torn tail: without --yes and without a terminal, nothing changes.
     let torn = directory.file("torn.aof");
     let mut torn_bytes = file.clone();
-    torn_bytes.extend_from_slice(&[0; 100]);
+    // A copy of a record cut short: a frame whose payload never all reached the disk.
+    torn_bytes.extend_from_slice(&file[offsets[1]..offsets[1] + 24]);
     std::fs::write(&torn, &torn_bytes).unwrap();
     let output = dibs_aof(&["fix"], &torn);
     assert_eq!(output.status.code(), Some(1), "{}", stdout_of(&output));
@@ -224,6 +226,23 @@ fn fix_cuts_only_when_told_to() {
     assert_eq!(dibs_aof(&["check"], &torn).status.code(), Some(0));
     // Fixing a clean file is a no-op.
     assert_eq!(dibs_aof(&["fix"], &torn).status.code(), Some(0));
+    // Zeros after the last record are the log's reserved space: clean, and left alone.
+    let reserved = directory.file("reserved.aof");
+    let mut reserved_bytes = file.clone();
+    reserved_bytes.extend_from_slice(&[0; 100]);
+    std::fs::write(&reserved, &reserved_bytes).unwrap();
+    let output = dibs_aof(&["check"], &reserved);
+    assert_eq!(output.status.code(), Some(0), "{}", stdout_of(&output));
+    assert!(
+        stdout_of(&output).contains("then 100 bytes of reserved space (zeros)"),
+        "{}",
+        stdout_of(&output)
+    );
+    assert_eq!(
+        dibs_aof(&["fix", "--yes"], &reserved).status.code(),
+        Some(0)
+    );
+    assert_eq!(std::fs::read(&reserved).unwrap(), reserved_bytes);
 
     // Corruption: the cut drops the damaged record and everything after it.
     let corrupt = directory.file("corrupt.aof");

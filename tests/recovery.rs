@@ -258,7 +258,7 @@ fn a_flipped_bit_with_records_after_it_refuses_to_start_and_leaves_the_file_alon
 }
 
 #[test]
-fn a_zero_filled_tail_is_cut_and_the_data_kept() {
+fn a_zero_filled_tail_is_reserved_space_cut_and_the_data_kept() {
     let dir = TempDir::new("recovery-zeros");
     let (path, spans) = write_sample_log(dir.path());
     let length = std::fs::metadata(&path).unwrap().len();
@@ -269,8 +269,7 @@ fn a_zero_filled_tail_is_cut_and_the_data_kept() {
     let server = Server::start(dir.path(), &[]);
     assert!(
         server.log.iter().any(
-            |line| line.contains(&format!("torn tail at byte offset {length}"))
-                && line.contains("cutting 4096 bytes")
+            |line| line.contains("ends in 4096 bytes of reserved space after its last record")
         ),
         "{:?}",
         server.log
@@ -281,4 +280,59 @@ fn a_zero_filled_tail_is_cut_and_the_data_kept() {
         let found: Option<String> = connection.get(&key).unwrap();
         assert_eq!(found, value, "{key}");
     }
+}
+
+/// A killed server leaves the log's reserved space behind it (zeros after the last record, on disk);
+/// restart cuts it, keeps every acknowledged write, and appends right after the last record.
+#[test]
+fn a_killed_server_leaves_reserved_space_that_restart_cuts() {
+    let dir = TempDir::new("recovery-reserved");
+    let mut server = Server::start(dir.path(), &[]);
+    let mut connection = server.connection();
+    for index in 0..100 {
+        let _: () = connection.set(format!("key_{index}"), index).unwrap();
+    }
+    let path = log_files(dir.path()).unwrap()[0].1.clone();
+    let reserved = || {
+        let bytes = std::fs::read(&path).unwrap();
+        match scan(&bytes).1 {
+            ScanVerdict::Clean {
+                end_offset,
+                reserved_bytes,
+            } => (end_offset, reserved_bytes),
+            verdict => panic!("{verdict:?}"),
+        }
+    };
+    common::wait_until("space is reserved after the log's end", || reserved().1 > 0);
+    server.kill();
+    let (end_offset, _) = reserved();
+
+    server.restart();
+    assert!(
+        server.log.iter().any(
+            |line| line.contains("bytes of reserved space after its last record; cutting them")
+        ),
+        "{:?}",
+        server.log
+    );
+    let mut connection = server.connection();
+    for index in 0..100 {
+        let found: Option<i64> = connection.get(format!("key_{index}")).unwrap();
+        assert_eq!(found, Some(index));
+    }
+    let _: () = connection.set("after", "restart").unwrap();
+    server.raw().command(&["SHUTDOWN"]);
+    assert_eq!(server.wait_exit(), Some(0), "{:?}", server.log);
+    // A clean shutdown gives the reserved space back; the new record follows the old ones directly.
+    let bytes = std::fs::read(&path).unwrap();
+    let (records, verdict) = scan(&bytes);
+    assert_eq!(
+        verdict,
+        ScanVerdict::Clean {
+            end_offset: bytes.len() as u64,
+            reserved_bytes: 0
+        }
+    );
+    assert_eq!(records.len(), 101);
+    assert_eq!(records[100].offset, end_offset);
 }

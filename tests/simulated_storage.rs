@@ -377,9 +377,10 @@ fn check_image(image: &[u8], run: &Run, totals: &mut Totals) -> Result<(), Strin
 fn check_flipped(flipped: &[u8], run: &Run) -> Result<(), String> {
     let (count, verdict) = check_records_match(flipped, run)?;
     // A flip in a record or the file magic is caught by the checksum or the magic; a flip in the
-    // header's first sequence is caught by the first record's sequence. Only a bare header can scan
-    // clean (its number changed, no record to contradict it).
-    if matches!(verdict, ScanVerdict::Clean { .. }) && flipped.len() > FILE_HEADER_SIZE {
+    // header's first sequence is caught by the first record's sequence. Only a header with no record
+    // after it (nothing, or zeros) can scan clean: its number changed, and no record contradicts it.
+    if matches!(verdict, ScanVerdict::Clean { end_offset, .. } if end_offset > FILE_HEADER_SIZE as u64)
+    {
         return Err(format!(
             "bit flips went unnoticed: the scan is clean with {count} records"
         ));

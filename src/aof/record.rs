@@ -23,14 +23,17 @@
 //!
 //! # Judging damage
 //!
-//! [`Scanner`] yields the records of a file in order, then a [`ScanVerdict`]. At the first spot `X` that
+//! [`Scanner`] yields the records of a file in order, then a [`ScanVerdict`]. A file may end in zeros
+//! after its last record: the space the log reserves ahead of its end (`aof::storage`). Zeros from a
+//! record boundary to the end of the file are no damage: the verdict is [`ScanVerdict::Clean`] and says
+//! how many there are. Otherwise, at the first spot `X` that
 //! is not a good next record (header or payload incomplete, length over the limit, wrong magic, wrong
 //! checksum), the scanner looks for a *valid record* at every byte offset after `X`: right magic, sane
 //! length, fully present, right checksum (its sequence is not considered). If there is one, the damage
 //! has good data after it and the verdict is [`ScanVerdict::Corrupt`]: the server must refuse to start,
 //! and repair is an explicit, human decision (`dibs-aof fix`). If there is none, the damage is the tail a
-//! crash left behind (a record cut short, a last record whose bytes did not all reach the disk, zeros
-//! from a file extended but never written) and the verdict is [`ScanVerdict::TornTail`]: the server cuts
+//! crash left behind (a record cut short, a last record whose bytes did not all reach the disk) and the
+//! verdict is [`ScanVerdict::TornTail`]: the server cuts
 //! the file at `X`, logs it loudly and starts. Records sent before the crash were never acknowledged,
 //! because a reply waits for its record's fsync.
 //!
@@ -233,8 +236,13 @@ impl RecordView<'_> {
 /// How a scan ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ScanVerdict {
-    /// Every byte belongs to a good record; the file ends at `end_offset` (its length).
-    Clean { end_offset: u64 },
+    /// Every byte up to `end_offset` belongs to a good record, and the `reserved_bytes` after it (to the
+    /// file's end) are all zero: space the log reserved ahead of its end (see `aof::storage`), or records
+    /// that never reached the disk at all. Neither holds anything acknowledged under `appendfsync always`.
+    Clean {
+        end_offset: u64,
+        reserved_bytes: u64,
+    },
     /// Damage at `offset` with no valid record after it: cut the file to `offset`, dropping
     /// `discarded_bytes`.
     TornTail {
@@ -255,7 +263,7 @@ impl ScanVerdict {
     /// Where the good prefix of the file ends.
     pub fn good_length(&self) -> u64 {
         match *self {
-            ScanVerdict::Clean { end_offset } => end_offset,
+            ScanVerdict::Clean { end_offset, .. } => end_offset,
             ScanVerdict::TornTail { offset, .. } | ScanVerdict::Corrupt { offset, .. } => offset,
         }
     }
@@ -264,7 +272,17 @@ impl ScanVerdict {
 impl fmt::Display for ScanVerdict {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ScanVerdict::Clean { end_offset } => write!(f, "clean, {end_offset} bytes"),
+            ScanVerdict::Clean {
+                end_offset,
+                reserved_bytes: 0,
+            } => write!(f, "clean, {end_offset} bytes"),
+            ScanVerdict::Clean {
+                end_offset,
+                reserved_bytes,
+            } => write!(
+                f,
+                "clean, {end_offset} bytes of records, then {reserved_bytes} bytes of reserved space (zeros)"
+            ),
             ScanVerdict::TornTail { offset, discarded_bytes, reason } => write!(
                 f,
                 "torn tail at offset {offset}: {reason}; {discarded_bytes} bytes after it hold no valid record"
@@ -359,6 +377,14 @@ impl<'a> Scanner<'a> {
 
     fn stop(&mut self, reason: Damage) {
         let offset = self.offset;
+        if self.file[offset..].iter().all(|&byte| byte == 0) {
+            // Zeros from a record boundary to the end: the log's reserved space, not damage.
+            self.verdict = Some(ScanVerdict::Clean {
+                end_offset: offset as u64,
+                reserved_bytes: (self.file.len() - offset) as u64,
+            });
+            return;
+        }
         self.verdict = Some(match find_valid_record(self.file, offset + 1) {
             Some(valid_record_offset) => ScanVerdict::Corrupt {
                 offset: offset as u64,
@@ -384,6 +410,7 @@ impl<'a> Iterator for Scanner<'a> {
         if self.offset == self.file.len() {
             self.verdict = Some(ScanVerdict::Clean {
                 end_offset: self.offset as u64,
+                reserved_bytes: 0,
             });
             return None;
         }
@@ -542,7 +569,8 @@ mod tests {
         assert_eq!(
             verdict,
             ScanVerdict::Clean {
-                end_offset: file.len() as u64
+                end_offset: file.len() as u64,
+                reserved_bytes: 0
             }
         );
         assert_eq!(records.len(), payloads.len());
@@ -559,7 +587,13 @@ mod tests {
         assert_eq!(parse_file_header(&file), Ok(42));
         let (records, verdict) = scan(&file);
         assert!(records.is_empty());
-        assert_eq!(verdict, ScanVerdict::Clean { end_offset: 16 });
+        assert_eq!(
+            verdict,
+            ScanVerdict::Clean {
+                end_offset: 16,
+                reserved_bytes: 0
+            }
+        );
         // A file whose first record is not its header's first sequence is corrupt.
         let (file, _) = log_with(&[b"x"], 5);
         let mut wrong = file_header(4).to_vec();
@@ -598,7 +632,8 @@ mod tests {
                 assert_eq!(
                     verdict,
                     ScanVerdict::Clean {
-                        end_offset: cut as u64
+                        end_offset: cut as u64,
+                        reserved_bytes: 0
                     },
                     "cut at {cut}"
                 );
@@ -660,7 +695,7 @@ mod tests {
     }
 
     #[test]
-    fn zeros_after_valid_records_are_a_torn_tail() {
+    fn zeros_after_valid_records_are_reserved_space() {
         let (mut file, offsets, _) = sample_log();
         let length = file.len();
         file.resize(length + 4096, 0);
@@ -668,11 +703,35 @@ mod tests {
         assert_eq!(records.len(), offsets.len());
         assert_eq!(
             verdict,
-            ScanVerdict::TornTail {
-                offset: length as u64,
-                discarded_bytes: 4096,
-                reason: Damage::MagicWrong { found: 0 }
+            ScanVerdict::Clean {
+                end_offset: length as u64,
+                reserved_bytes: 4096
             }
+        );
+        // A header and nothing but zeros after it: an empty log with its space reserved.
+        let mut empty = file_header(7).to_vec();
+        empty.resize(16 + 4096, 0);
+        assert_eq!(
+            scan(&empty).1,
+            ScanVerdict::Clean {
+                end_offset: 16,
+                reserved_bytes: 4096
+            }
+        );
+    }
+
+    #[test]
+    fn a_record_cut_short_before_zeros_is_a_torn_tail() {
+        let (mut file, offsets, _) = sample_log();
+        let last = *offsets.last().unwrap();
+        file.truncate(last + RECORD_HEADER_SIZE);
+        let cut_length = file.len();
+        file.resize(cut_length + 4096, 0);
+        let verdict = scan(&file).1;
+        assert!(
+            matches!(verdict, ScanVerdict::TornTail { offset, discarded_bytes, .. }
+                if offset == last as u64 && discarded_bytes == (file.len() - last) as u64),
+            "{verdict:?}"
         );
     }
 
@@ -837,7 +896,8 @@ mod tests {
         assert_eq!(
             scanner.finish(),
             ScanVerdict::Clean {
-                end_offset: file.len() as u64
+                end_offset: file.len() as u64,
+                reserved_bytes: 0
             }
         );
     }

@@ -410,6 +410,9 @@ impl SyncerThread {
                 self.rotate(rotation);
             }
             if shutdown {
+                if self.failure.is_none() {
+                    self.finish_file();
+                }
                 return match &self.failure {
                     None => Ok(()),
                     Some((_, error)) => Err(error.clone()),
@@ -476,6 +479,7 @@ impl SyncerThread {
             return;
         }
         debug_assert_eq!(rotation.first_sequence, self.written_sequence + 1);
+        self.finish_file();
         match (rotation.open)() {
             Ok(storage) => {
                 self.storage = storage;
@@ -489,6 +493,14 @@ impl SyncerThread {
                 first_sequence: rotation.first_sequence,
                 error: format!("cannot create the next log file: {error}"),
             }),
+        }
+    }
+
+    /// Gives back the current file's reserved space. A failure costs nothing but disk space: recovery
+    /// reads zeros after a file's last record as reserved space, and cuts them from the newest file.
+    fn finish_file(&mut self) {
+        if let Err(error) = self.storage.finish() {
+            log::warn!("the log could not give back the space it reserved: {error}");
         }
     }
 

@@ -148,7 +148,8 @@ pub fn log_round_trip_and_every_cut(records: &[RecordContent]) {
     assert_eq!(
         verdict,
         ScanVerdict::Clean {
-            end_offset: file.len() as u64
+            end_offset: file.len() as u64,
+            reserved_bytes: 0
         }
     );
     assert_eq!(scanned.len(), records.len());
