@@ -8,9 +8,11 @@
 //! writes, fsyncs, renames and deletes. The loop's share is serialization, and each iteration does at most
 //! `SNAPSHOT_STEP_BUDGET` of it (the keyspace checks the clock every 64 entries) and stops early while the
 //! writer's bounded queue is full. Large collections (`SNAPSHOT_SHARE_ELEMENTS_MIN` elements or more) are
-//! not serialized here at all: the keyspace hands them over by handle and the writer thread serializes
-//! them, so a step's cost does not depend on how big a value is; smaller ones take microseconds. Entries changed in between are serialized by the keyspace's copy-on-write hook, one entry at
-//! a time. So the longest pause compaction adds is about `SNAPSHOT_STEP_BUDGET`, plus, only when a command
+//! not serialized here at all: the keyspace hands them over by handle to the collection serializer thread
+//! (`aof::collection_serializer`, at the loop's priority, so that a command waiting for one waits for its
+//! serialization only), which passes the bytes to the writer; so a step's cost does not depend on how big
+//! a value is; smaller ones take microseconds. Entries changed in between are serialized by the keyspace's
+//! copy-on-write hook, one entry at a time. So the longest pause compaction adds is about `SNAPSHOT_STEP_BUDGET`, plus, only when a command
 //! changes a large collection during the compaction, the time to serialize or copy that one value (see
 //! `store::keyspace`).
 //!
@@ -24,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use mio::Waker;
 
+use crate::aof::collection_serializer::KeptBuffer;
 use crate::aof::record::FILE_HEADER_SIZE;
 use crate::aof::snapshot::{SnapshotChunk, SnapshotWriter, WriterReport, SNAPSHOT_CHUNK_SIZE};
 use crate::aof::storage::{FileStorage, Storage};
@@ -60,12 +63,12 @@ struct Running {
 }
 
 impl Running {
-    /// Collections taken by handle (by the walk, or for a command that waits for one) go to the writer at
-    /// once, ahead of its queue of serialized chunks.
+    /// Collections taken by handle (by the walk, or for a command that waits for one) go to the collection
+    /// serializer at once, those a command waits for first.
     fn hand_over_collections(&self, store: &mut Store) {
-        let shared = store.keyspace.snapshot_take_shared();
-        if !shared.is_empty() {
-            self.writer.hand_over(shared);
+        let handed = store.keyspace.snapshot_take_shared();
+        if !handed.is_empty() {
+            self.writer.hand_over(handed);
         }
     }
 
@@ -166,6 +169,9 @@ pub struct Compaction {
     /// such wait, for INFO (the maximum is reset by CONFIG RESETSTAT).
     pub commands_waited: u64,
     pub command_wait_max: Duration,
+    /// The collection serializer's buffer, kept from one compaction to the next so that the first large
+    /// collection (often the one a command waits for) is not serialized into fresh pages.
+    collection_buffer: Arc<KeptBuffer>,
 }
 
 impl Compaction {
@@ -195,6 +201,7 @@ impl Compaction {
             loop_iteration_cpu_max: Duration::ZERO,
             commands_waited: 0,
             command_wait_max: Duration::ZERO,
+            collection_buffer: Arc::default(),
         }
     }
 
@@ -334,11 +341,18 @@ impl Compaction {
     ) -> Result<(), String> {
         let sequence = journal.last_sequence();
         let waker = self.waker.clone();
-        let writer = SnapshotWriter::spawn(&self.directory, sequence, now_ms, move || {
-            if let Some(waker) = &waker {
-                let _ = waker.wake();
-            }
-        });
+        let collection_buffer = Arc::clone(&self.collection_buffer);
+        let writer = SnapshotWriter::spawn(
+            &self.directory,
+            sequence,
+            now_ms,
+            collection_buffer,
+            move || {
+                if let Some(waker) = &waker {
+                    let _ = waker.wake();
+                }
+            },
+        );
         let rotated = journal.log_first_sequence == sequence + 1;
         if !rotated {
             let path = self.directory.join(log_file_name(sequence + 1));

@@ -86,7 +86,8 @@ pub struct Server {
     pending_output: Vec<usize>,
     /// Slots with replies held for durability.
     holding: Vec<usize>,
-    /// Slots whose next command waits for the snapshot writer: retried every iteration (1 ms apart).
+    /// Slots whose next command waits for the snapshot's collection serializer: retried every iteration (1
+    /// ms apart, and at once when the serializer lets go of a collection: it wakes the loop).
     waiting_for_snapshot: Vec<usize>,
     last_sync_at_ms: u64,
     shutting_down: bool,
@@ -101,7 +102,7 @@ pub struct Server {
 enum After {
     Continue,
     Shutdown,
-    /// Not run: it changes a value the snapshot writer still holds. Stop this connection here and run the
+    /// Not run: it changes a value the snapshot's collection serializer still holds. Stop this connection here and run the
     /// command again later (`Server::waits_for_snapshot`).
     WaitForSnapshot,
 }
@@ -436,7 +437,7 @@ impl Server {
             return;
         }
         self.process(slot);
-        // A connection still waiting for the snapshot writer is retried from its own list, without
+        // A connection still waiting for the collection serializer is retried from its own list, without
         // spinning the loop; one that ran reads the rest of its socket next iteration.
         if revisit
             && connection_in(&mut self.connections, slot)
@@ -778,14 +779,15 @@ impl Server {
     }
 
     /// Whether this write (or EXEC of a transaction with writes) changes a value that a running compaction's
-    /// snapshot writer still holds by a second handle (`store::shared`). Such a command waits, and its
-    /// connection with it, until the writer has serialized the value and let go of it.
+    /// snapshot still holds by a second handle (`store::shared`). Such a command waits, and its connection
+    /// with it, until the collection serializer has serialized the value and let go of it.
     ///
     /// Why wait rather than copy: changing a shared value copies all of it on the loop (12-18 ms for a
     /// coupon of 260,000 holders, far more for a waiting room of millions), a pause for every client.
-    /// Waiting costs only the clients changing that one value, for as long as the writer needs to
-    /// serialize it (it holds only values of `SNAPSHOT_SHARE_ELEMENTS_MIN` elements or more, and only
-    /// until it reaches them); reads never wait, and every other command runs as usual.
+    /// Waiting costs only the clients changing that one value, for as long as the collection serializer
+    /// needs to serialize it (it holds only values of `SNAPSHOT_SHARE_ELEMENTS_MIN` elements or more, and
+    /// only until it reaches them; see `aof::collection_serializer`); reads never wait, and every other
+    /// command runs as usual.
     fn waits_for_snapshot(
         &mut self,
         connection: &Connection,
@@ -797,8 +799,8 @@ impl Server {
             return false;
         }
         let keyspace = &mut self.store.keyspace;
-        // Every key is asked (no short cut): each large pending one is handed over now, so the writer
-        // can start on all of them before the command runs again.
+        // Every key is asked (no short cut): each large pending one is handed over now, so the
+        // serializer can start on all of them before the command runs again.
         let mut held = |spec: &CommandSpec, arguments: &[&[u8]]| {
             spec.is_write()
                 && spec

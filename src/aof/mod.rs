@@ -8,9 +8,11 @@
 //! - `storage`: the byte sink (`Storage`), on a real file or on a fault-injecting in-memory buffer.
 //! - `syncer`: the thread that appends batches and fsyncs them with group commit, and reports back.
 //! - `snapshot`: compaction's snapshot files and the thread that writes them; `manifest`: the file that
-//!   names the current snapshot (see protocol.md).
+//!   names the current snapshot (see protocol.md); `collection_serializer`: the thread that serializes the
+//!   large collections a compaction hands over by handle, for the snapshot writer.
 //!
 //! The byte formats are in `record` and `payload`, and in `protocol.md`.
+pub mod collection_serializer;
 pub mod manifest;
 pub mod payload;
 pub mod record;

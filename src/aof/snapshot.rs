@@ -28,21 +28,27 @@
 //! # The writer thread
 //! [`SnapshotWriter::spawn`] creates `snapshot-<S>.tmp` and takes chunk payloads over a bounded channel
 //! (the loop stops serializing while it is full: memory stays bounded when the disk is slower). It frames
-//! and checksums each one off the loop. On [`WriterMessage::Finish`] it writes the trailer, fsyncs the file,
+//! and checksums each one off the loop. Large collections handed over by handle reach it already
+//! serialized, one entry each, from the collection serializer thread (`aof::collection_serializer`), and
+//! each becomes a chunk of its own, written ahead of queued chunks. On [`WriterMessage::Finish`], once the
+//! serializer also said it serialized everything it was handed, it writes the trailer, fsyncs the file,
 //! renames it to `snapshot-<S>.snap`, fsyncs the directory, writes the manifest durably
 //! (`aof::manifest`), and only then deletes what the new snapshot makes redundant: log files whose records
 //! are all at most S and older snapshots. Then it reports back through the loop's waker.
 use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
 use crossbeam_channel::{Receiver, Sender};
 
+use super::collection_serializer::{self, CollectionQueue, KeptBuffer, SerializerOutput};
 use super::manifest::{self, Manifest};
 use super::storage::sync_directory_of;
-use crate::store::encoding::{read_entry, RawEntry, Reader, SharedEntry};
+use crate::store::encoding::{read_entry, RawEntry, Reader};
+use crate::store::keyspace::HandedOver;
 
 pub const SNAPSHOT_MAGIC: &[u8; 8] = b"DIBSSNP1";
 pub const SNAPSHOT_HEADER_SIZE: usize = 28;
@@ -228,7 +234,7 @@ pub fn read_snapshot(
 }
 
 /// Entries the loop serialized, whole entries back to back, for one chunk. (Collections taken by handle
-/// travel apart: [`SnapshotWriter::hand_over`].)
+/// travel apart, through the collection serializer: [`SnapshotWriter::hand_over`].)
 #[derive(Debug, Default)]
 pub struct SnapshotChunk {
     pub bytes: Vec<u8>,
@@ -254,30 +260,44 @@ pub enum WriterReport {
     Failed(String),
 }
 
-/// The loop's end of a snapshot writer thread. Dropping it without `Finish` abandons the snapshot: the
-/// thread removes its temporary file and exits.
+/// The loop's end of a snapshot writer thread and of its collection serializer thread. Dropping it without
+/// `Finish` abandons the snapshot: the threads let go of their handles, the writer removes its temporary
+/// file, and both exit.
 pub struct SnapshotWriter {
     sender: Option<Sender<WriterMessage>>,
-    /// Collections taken by handle, which the thread serializes before any queued chunk
-    /// ([`SnapshotWriter::hand_over`]).
-    collections: Sender<Vec<SharedEntry>>,
+    /// Collections taken by handle, for the collection serializer thread ([`SnapshotWriter::hand_over`]).
+    collections: Arc<CollectionQueue>,
     reports: Receiver<WriterReport>,
     thread: Option<JoinHandle<()>>,
     pub sequence: u64,
 }
 
 impl SnapshotWriter {
-    /// Starts the thread writing `snapshot-<sequence>.tmp` in `directory`. `notify` is called after the
-    /// report is sent.
+    /// Starts the thread writing `snapshot-<sequence>.tmp` in `directory`, and the collection serializer
+    /// that feeds it, which serializes into `collection_buffer` (kept from one compaction to the next).
+    /// `notify` wakes the loop: called after the report is sent, and whenever the serializer lets go of a
+    /// collection (a command may be waiting for it).
     pub fn spawn(
         directory: &Path,
         sequence: u64,
         now_ms: u64,
-        notify: impl Fn() + Send + 'static,
+        collection_buffer: Arc<KeptBuffer>,
+        notify: impl Fn() + Send + Sync + 'static,
     ) -> SnapshotWriter {
+        let notify: Arc<dyn Fn() + Send + Sync> = Arc::new(notify);
         let (sender, receiver) = crossbeam_channel::bounded(SNAPSHOT_CHUNKS_QUEUED_MAX);
-        // Unbounded, but it carries handles, not data: at most one per collection of the snapshot.
-        let (collections, collection_receiver) = crossbeam_channel::unbounded();
+        let collections = Arc::new(CollectionQueue::default());
+        // Unbounded, but the serializer keeps the bytes in them under
+        // `SNAPSHOT_COLLECTION_BYTES_QUEUED_MAX`, counting the lengths the writer reports written.
+        let (serialized_sender, serialized_receiver) = crossbeam_channel::unbounded();
+        let (written_sender, written_receiver) = crossbeam_channel::unbounded();
+        collection_serializer::spawn(
+            Arc::clone(&collections),
+            serialized_sender,
+            written_receiver,
+            Arc::clone(&collection_buffer),
+            Arc::clone(&notify),
+        );
         let (report_sender, reports) = crossbeam_channel::bounded(1);
         let directory = directory.to_path_buf();
         let thread = std::thread::Builder::new()
@@ -287,7 +307,9 @@ impl SnapshotWriter {
                 let temporary = directory.join(snapshot_temporary_name(sequence));
                 let queues = WriterQueues {
                     chunks: &receiver,
-                    collections: &collection_receiver,
+                    collections: &serialized_receiver,
+                    written: &written_sender,
+                    collection_buffer: &collection_buffer,
                 };
                 let report = match write_snapshot(&directory, sequence, now_ms, queues) {
                     Ok(Some(report)) => report,
@@ -326,12 +348,13 @@ impl SnapshotWriter {
         }
     }
 
-    /// Hands over collections taken by handle. The thread serializes them ahead of every queued chunk and
-    /// then drops the handles: a command that changes one of them waits for exactly that
-    /// (`Server::waits_for_snapshot`), so the wait must not include the queue of serialized chunks.
-    pub fn hand_over(&self, collections: Vec<SharedEntry>) {
-        // A send fails only if the thread ended early (it failed): its report says why.
-        let _ = self.collections.send(collections);
+    /// Hands over collections taken by handle. The collection serializer thread serializes them (wanted
+    /// ones first) and drops each handle as soon as its bytes exist: a command that changes one of them
+    /// waits for exactly that (`Server::waits_for_snapshot`), so the wait must include neither the queue of
+    /// serialized chunks nor the writer's disk writes. The writer then writes the bytes, ahead of queued
+    /// chunks.
+    pub fn hand_over(&self, collections: HandedOver) {
+        self.collections.hand_over(collections);
     }
 
     /// Hands over a chunk, waiting while the queue is full (SAVE).
@@ -342,6 +365,9 @@ impl SnapshotWriter {
 
     pub fn finish(&mut self, entry_count: u64) {
         if let Some(sender) = self.sender.take() {
+            // Nothing more will be handed over: the serializer ends once it has serialized what it has,
+            // and the writer waits for that before the trailer.
+            self.collections.close();
             let _ = sender.send(WriterMessage::Finish { entry_count });
         }
     }
@@ -360,7 +386,10 @@ impl SnapshotWriter {
 
 impl Drop for SnapshotWriter {
     fn drop(&mut self) {
-        self.sender = None;
+        if self.sender.take().is_some() {
+            // Not finished: abandoned. (After `Finish` both threads complete the snapshot, as before.)
+            self.collections.abandon();
+        }
         if let Some(thread) = self.thread.take() {
             // Abandoning a snapshot must not block the loop on the disk: the thread cleans up alone.
             drop(thread);
@@ -571,15 +600,25 @@ fn shrink_gradually(path: &Path) {
 }
 
 enum WriterInput {
-    Collections(Vec<SharedEntry>),
+    Collection(SerializerOutput),
     Message(WriterMessage),
+    /// The loop dropped its end before `Finish`: the snapshot was abandoned.
+    Abandoned,
+    /// The serializer ended without `AllSerialized`: it let go of collections it did not serialize (the
+    /// snapshot was abandoned, or the thread died), so the snapshot would lack them.
+    SerializerStopped,
 }
 
-/// The writer thread's two inputs.
+/// The writer thread's inputs.
 struct WriterQueues<'a> {
     chunks: &'a Receiver<WriterMessage>,
-    /// Served first, whenever the thread is between two chunks.
-    collections: &'a Receiver<Vec<SharedEntry>>,
+    /// Collections the serializer serialized; served first, whenever the thread is between two chunks, so
+    /// that their memory is given back soon.
+    collections: &'a Receiver<SerializerOutput>,
+    /// The length of each collection written, for the serializer's bound.
+    written: &'a Sender<usize>,
+    /// Where written collection buffers go back to the serializer, for reuse.
+    collection_buffer: &'a KeptBuffer,
 }
 
 /// The writer thread's work. `Ok(None)`: abandoned before `Finish`.
@@ -606,40 +645,59 @@ fn write_snapshot(
         }
         Ok(())
     };
-    // Collections first (one chunk each), whenever there are any: commands may be waiting for them.
-    // After `Finish` only they can still be queued, sent before it.
+    // Serialized collections first (one chunk each), whenever there are any: their memory counts against
+    // the serializer's bound. The snapshot is complete only once the loop sent `Finish` and the serializer
+    // said every collection handed over was serialized (`AllSerialized`, sent after the loop closed its
+    // queue, which it does just before `Finish`): the trailer's counts depend on both.
     let mut finished: Option<u64> = None;
-    // One buffer for every collection's serialization, reused rather than allocated per collection.
-    let mut collection_bytes = Vec::new();
+    let mut all_collections_serialized = false;
+    let no_more_collections = crossbeam_channel::never();
     let entry_count = loop {
-        let input = match queues.collections.try_recv() {
-            Ok(shared) => Ok(WriterInput::Collections(shared)),
-            Err(_) => match finished {
-                Some(entry_count) => break entry_count,
-                None => crossbeam_channel::select! {
-                    recv(queues.collections) -> shared => shared.map(WriterInput::Collections),
-                    recv(queues.chunks) -> message => message.map(WriterInput::Message),
-                },
+        if let (Some(entry_count), true) = (finished, all_collections_serialized) {
+            break entry_count;
+        }
+        let collections = if all_collections_serialized {
+            // Nothing more comes from there: wait only on the chunks.
+            &no_more_collections
+        } else {
+            queues.collections
+        };
+        let input = match collections.try_recv() {
+            Ok(output) => WriterInput::Collection(output),
+            Err(_) if finished.is_some() => collections
+                .recv()
+                .map_or(WriterInput::SerializerStopped, WriterInput::Collection),
+            Err(_) => crossbeam_channel::select! {
+                recv(collections) -> output => output.map_or(WriterInput::SerializerStopped, WriterInput::Collection),
+                recv(queues.chunks) -> message => message.map_or(WriterInput::Abandoned, WriterInput::Message),
             },
         };
         match input {
-            Ok(WriterInput::Collections(shared)) => {
-                for entry in shared {
-                    collection_bytes.clear();
-                    entry.encode(&mut collection_bytes);
-                    // The handle goes before the write: the loop need not wait for the disk.
-                    drop(entry);
-                    write_chunk(&mut file, &collection_bytes)?;
-                }
+            WriterInput::Collection(SerializerOutput::Entry(bytes)) => {
+                write_chunk(&mut file, &bytes)?;
+                // Gone only if the serializer ended, which it does after its last entry.
+                let _ = queues.written.send(bytes.len());
+                queues.collection_buffer.offer(bytes);
             }
-            Ok(WriterInput::Message(WriterMessage::Chunk(chunk))) => {
+            WriterInput::Collection(SerializerOutput::AllSerialized) => {
+                all_collections_serialized = true
+            }
+            WriterInput::Message(WriterMessage::Chunk(chunk)) => {
                 write_chunk(&mut file, &chunk.bytes)?
             }
-            Ok(WriterInput::Message(WriterMessage::Finish { entry_count })) => {
+            WriterInput::Message(WriterMessage::Finish { entry_count }) => {
                 finished = Some(entry_count)
             }
-            // The loop dropped its end: abandoned.
-            Err(_) => return Ok(None),
+            WriterInput::Abandoned => return Ok(None),
+            // An error, not an abandonment: if the loop still waits for a report, it must get one. (When
+            // the loop abandoned the snapshot, nobody reads it; the temporary file goes either way.)
+            WriterInput::SerializerStopped => {
+                return Err(
+                    "the collection serializer stopped before serializing every collection \
+                            handed to it"
+                        .to_string(),
+                )
+            }
         }
     };
     let trailer = trailer_payload(entry_count, chunk_count);
@@ -921,7 +979,7 @@ mod tests {
         ] {
             fs::write(directory.join(name), b"x").unwrap();
         }
-        let mut writer = SnapshotWriter::spawn(&directory, 10, 7, || {});
+        let mut writer = SnapshotWriter::spawn(&directory, 10, 7, Arc::default(), || {});
         let mut bytes = Vec::new();
         encode_entry(
             b"k",
@@ -930,14 +988,18 @@ mod tests {
             &mut bytes,
         );
         writer.send(SnapshotChunk { bytes });
-        // A collection handed over by handle: the writer thread serializes it, then lets go of it.
+        // A collection handed over by handle: the collection serializer serializes it and lets go of it,
+        // the writer writes it.
         let set: crate::store::SetValue = [bytes::Bytes::from("m")].into_iter().collect();
         let value = Value::Set(crate::store::Shared::new(set));
-        writer.hand_over(vec![SharedEntry {
-            key: Box::from(&b"s"[..]),
-            expires_at_ms: Some(99),
-            value: value.share().expect("a collection"),
-        }]);
+        writer.hand_over(HandedOver {
+            wanted: Vec::new(),
+            walked: vec![crate::store::encoding::SharedEntry {
+                key: Box::from(&b"s"[..]),
+                expires_at_ms: Some(99),
+                value: value.share().expect("a collection"),
+            }],
+        });
         writer.finish(2);
         let WriterReport::Done { deleted, .. } = writer.wait_report() else {
             panic!("failed");

@@ -45,12 +45,13 @@
 //! Pauses: a step checks its budget every `SNAPSHOT_BUDGET_CHECK_ENTRIES` entries and stops at its output
 //! budget, and does not serialize large collections (sets, coupons, stock, likes, waiting rooms of
 //! `SNAPSHOT_SHARE_ELEMENTS_MIN` elements or more) at all: it takes a second handle to the value
-//! ([`Value::share`], constant time) and hands it over; the snapshot writer thread serializes it off the
-//! loop, ahead of the serialized bytes. Smaller collections it serializes itself, in microseconds, so
-//! that they are never shared and never copied. So no step's cost depends on the largest value's size.
-//! A command about to change a large collection asks [`Keyspace::snapshot_holds`] first: a pending one is
-//! handed over then and there, and while the writer holds one the command waits (the server parks it)
-//! rather than copying it on the loop (12-18 ms for a coupon of 260,000 holders). Only paths that skip
+//! ([`Value::share`], constant time) and hands it over; the collection serializer thread
+//! (`aof::collection_serializer`) serializes it off the loop and drops the handle. Smaller collections it
+//! serializes itself, in microseconds, so that they are never shared and never copied. So no step's cost
+//! depends on the largest value's size. A command about to change a large collection asks
+//! [`Keyspace::snapshot_holds`] first: a pending one is handed over then and there (as *wanted*, which the
+//! serializer takes before the walk's), and while the serializer holds one the command waits (the server
+//! parks it) rather than copying it on the loop (12-18 ms for a coupon of 260,000 holders). Only paths that skip
 //! that question (none of the commands' own keys) would still copy (`store::shared`) or, on a pending
 //! entry, serialize it inline in the hook.
 
@@ -107,12 +108,30 @@ struct SnapshotProgress {
     /// whose entries are then all newer than the snapshot.
     frozen: Option<Box<[Shard]>>,
     out: Vec<u8>,
-    /// Collections handed over by handle for the writer thread to serialize (see the module docs).
+    /// Collections the walk handed over by handle, to be serialized off the loop (see the module docs).
     shared: Vec<SharedEntry>,
+    /// Collections handed over by handle because a command waits for them (`Keyspace::snapshot_holds`).
+    wanted: Vec<SharedEntry>,
     entries_written: u64,
 }
 
-/// A second handle to a pending entry's value, for the snapshot writer, if it is a collection of at least
+/// Collections handed over by handle since the last [`Keyspace::snapshot_take_shared`], for the collection
+/// serializer thread (`aof::collection_serializer`), which serializes the wanted ones first.
+#[derive(Debug, Default)]
+pub struct HandedOver {
+    /// Handed over for a command that waits until they are serialized.
+    pub wanted: Vec<SharedEntry>,
+    /// Handed over by the walk: nobody waits for them yet.
+    pub walked: Vec<SharedEntry>,
+}
+
+impl HandedOver {
+    pub fn is_empty(&self) -> bool {
+        self.wanted.is_empty() && self.walked.is_empty()
+    }
+}
+
+/// A second handle to a pending entry's value, for the collection serializer, if it is a collection of at least
 /// `elements_min` elements: the one rule by which the walk and `Keyspace::snapshot_holds` hand values
 /// over instead of serializing them on the loop.
 fn large_collection_handle(key: &Key, entry: &Entry, elements_min: u64) -> Option<SharedEntry> {
@@ -156,7 +175,7 @@ pub struct Keyspace {
     pub expired_keys_total: u64,
     snapshot_epoch: u32,
     snapshot: Option<SnapshotProgress>,
-    /// Collections with at least this many elements go to the snapshot writer by handle; smaller ones are
+    /// Collections with at least this many elements go to the collection serializer by handle; smaller ones are
     /// serialized by the walk itself (`SNAPSHOT_SHARE_ELEMENTS_MIN`; tests lower it).
     snapshot_share_elements_min: u64,
 }
@@ -620,8 +639,8 @@ impl Keyspace {
         true
     }
 
-    /// Whether a change to `key` should wait because the running snapshot's writer holds its value: the
-    /// value is already shared with the writer, or it is a large collection the snapshot still needs,
+    /// Whether a change to `key` should wait because the running snapshot's collection serializer holds its
+    /// value: the value is already shared with it, or it is a large collection the snapshot still needs,
     /// which this hands over now (constant time, like the walk) instead of letting the change's
     /// copy-on-write hook serialize it on the loop. Small pending values answer false: the hook
     /// serializes them in microseconds.
@@ -635,7 +654,7 @@ impl Keyspace {
             .get_index_mut(place.index)
             .expect("place found by a lookup");
         if entry.value.is_shared() {
-            // The writer may still hold it after the walk has ended.
+            // The serializer may still hold it after the walk has ended.
             return true;
         }
         let Some(snapshot) = &mut self.snapshot else {
@@ -648,7 +667,7 @@ impl Keyspace {
             return false;
         };
         entry.snapshot_epoch = epoch;
-        snapshot.shared.push(handle);
+        snapshot.wanted.push(handle);
         snapshot.entries_written += 1;
         true
     }
@@ -662,10 +681,13 @@ impl Keyspace {
     }
 
     /// Takes the collections handed over by handle so far (see the module documentation).
-    pub fn snapshot_take_shared(&mut self) -> Vec<SharedEntry> {
+    pub fn snapshot_take_shared(&mut self) -> HandedOver {
         match &mut self.snapshot {
-            Some(snapshot) => std::mem::take(&mut snapshot.shared),
-            None => Vec::new(),
+            Some(snapshot) => HandedOver {
+                wanted: std::mem::take(&mut snapshot.wanted),
+                walked: std::mem::take(&mut snapshot.shared),
+            },
+            None => HandedOver::default(),
         }
     }
 
@@ -1224,7 +1246,7 @@ mod tests {
         keyspace.set_snapshot_share_elements_min(10);
         keyspace.snapshot_begin();
         while !keyspace.snapshot_step(usize::MAX, || true) {}
-        let shared = keyspace.snapshot_take_shared();
+        let shared = keyspace.snapshot_take_shared().walked;
         let shared_keys: Vec<&[u8]> = shared.iter().map(|entry| &entry.key[..]).collect();
         assert_eq!(
             shared_keys,
@@ -1269,10 +1291,12 @@ mod tests {
             "still held: the handle is not taken"
         );
         let handed = keyspace.snapshot_take_shared();
-        assert_eq!(handed.len(), 1);
-        assert_eq!(&handed[0].key[..], b"large");
+        assert!(handed.walked.is_empty());
+        assert_eq!(handed.wanted.len(), 1, "wanted: a command waits for it");
+        assert_eq!(&handed.wanted[0].key[..], b"large");
         while !keyspace.snapshot_step(usize::MAX, || true) {}
-        let walked = keyspace.snapshot_take_shared();
+        let HandedOver { wanted, walked } = keyspace.snapshot_take_shared();
+        assert!(wanted.is_empty());
         let walked_keys: Vec<&[u8]> = walked.iter().map(|entry| &entry.key[..]).collect();
         assert_eq!(
             walked_keys,
@@ -1313,7 +1337,7 @@ mod tests {
         keyspace.set_snapshot_share_elements_min(1);
         keyspace.snapshot_begin();
         while !keyspace.snapshot_step(usize::MAX, || true) {}
-        let shared = keyspace.snapshot_take_shared();
+        let shared = keyspace.snapshot_take_shared().walked;
         assert_eq!(shared.len(), 100, "every set handed over");
         let bytes = keyspace.snapshot_take_bytes(Vec::new());
         assert_eq!(
