@@ -12,7 +12,7 @@ cargo build --release --quiet --bin dibs --bin dibs-bench
 work=$(mktemp -d)
 target/release/dibs --port "$port" --dir "$work" --auto-aof-rewrite-percentage 0 2>"$work/dibs.log" &
 pid=$!
-trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null; rm -rf "$work"' EXIT
+trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null || true; rm -rf "$work"' EXIT
 until redis-cli -p "$port" ping >/dev/null 2>&1; do sleep 0.1; done
 redis-benchmark -p "$port" -t set -r 8000000 -n 8000000 -P 64 -q >/dev/null
 docs/scripts/compaction_data.py dibs | redis-cli -p "$port" --pipe >/dev/null
