@@ -30,7 +30,7 @@ use crate::aof::collection_serializer::KeptBuffer;
 use crate::aof::record::FILE_HEADER_SIZE;
 use crate::aof::snapshot::{SnapshotChunk, SnapshotWriter, WriterReport, SNAPSHOT_CHUNK_SIZE};
 use crate::aof::storage::{FileStorage, Storage};
-use crate::journal::Journal;
+use crate::journal::{Journal, Policy};
 use crate::recovery::log_file_name;
 use crate::store::Store;
 
@@ -356,9 +356,15 @@ impl Compaction {
         let rotated = journal.log_first_sequence == sequence + 1;
         if !rotated {
             let path = self.directory.join(log_file_name(sequence + 1));
+            let reserve = journal.policy == Policy::Always;
             journal.rotate(Box::new(move || {
-                FileStorage::open(&path, sequence + 1)
-                    .map(|storage| Box::new(storage) as Box<dyn Storage + Send>)
+                let storage = FileStorage::open(&path, sequence + 1)?;
+                let storage = if reserve {
+                    storage.with_reserved_space()?
+                } else {
+                    storage
+                };
+                Ok(Box::new(storage) as Box<dyn Storage + Send>)
             }))?;
         }
         store.keyspace.snapshot_begin();

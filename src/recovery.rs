@@ -147,8 +147,16 @@ pub fn recover(config: &Config, random_seed: u64) -> Result<Recovered, RecoveryE
         _ => (next_sequence, config.dir.join(log_file_name(next_sequence))),
     };
     let storage = if config.appendonly == crate::config::YesNo::Yes {
+        let reserve = config.appendfsync.policy() == crate::journal::Policy::Always;
         Some(
             FileStorage::open(&path, next_sequence)
+                .and_then(|storage| {
+                    if reserve {
+                        storage.with_reserved_space()
+                    } else {
+                        Ok(storage)
+                    }
+                })
                 .map_err(|error| io_error("cannot open the log", &path, error))?,
         )
     } else {

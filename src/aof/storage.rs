@@ -19,8 +19,9 @@
 //! file system's journal: on ext4 that is a journal commit per fsync, which waits behind whatever else is
 //! in the journal (a snapshot being written, files being deleted) and doubles the cost of a quiet fsync.
 //! An fdatasync after writes *inside* the file, over blocks already allocated and written, changes no
-//! metadata and flushes only the data. So a [`FileStorage`] keeps zeros written and durable ahead of its
-//! end (`LOG_RESERVE_AHEAD_BYTES`), on a thread of its own that writes them `LOG_RESERVE_STEP_BYTES` at a
+//! metadata and flushes only the data. So a [`FileStorage`] made with
+//! [`FileStorage::with_reserved_space`] (the server does so under `appendfsync always`) keeps zeros
+//! written and durable ahead of its end (`LOG_RESERVE_AHEAD_BYTES`), on a thread of its own that writes them `LOG_RESERVE_STEP_BYTES` at a
 //! time and fdatasyncs each step, and appends overwrite those zeros. Only the reserving thread's own
 //! steps change metadata, about once a step instead of once an fsync. An append that outruns the
 //! reserved space (a burst faster than the reserving thread) extends the file as before.
@@ -67,7 +68,8 @@ pub trait Storage {
 }
 
 /// A log file on disk. Writes go at an explicit offset (`pwrite`), so a failed write never leaves the
-/// file position somewhere unknown. Keeps space reserved ahead of its end (see the module documentation).
+/// file position somewhere unknown. May keep space reserved ahead of its end
+/// ([`FileStorage::with_reserved_space`]).
 #[derive(Debug)]
 pub struct FileStorage {
     file: File,
@@ -200,8 +202,19 @@ impl FileStorage {
                 ),
             ));
         }
-        storage.reserver = Some(Reserver::spawn(path, storage.length)?);
         Ok(storage)
+    }
+
+    /// Starts keeping space reserved ahead of the file's end (module documentation). Only worth it when
+    /// the log is fsync'd after every write (`appendfsync always`): with `everysec` one fsync a second
+    /// costs nothing to speak of, with `no` there is none to speed up, and either way the zeros would
+    /// double the bytes written, and the reserving thread's fsyncs would sync the log more often than
+    /// asked.
+    pub fn with_reserved_space(mut self) -> io::Result<FileStorage> {
+        if self.reserver.is_none() {
+            self.reserver = Some(Reserver::spawn(&self.path, self.length)?);
+        }
+        Ok(self)
     }
 
     /// Stops reserving space (waiting for a step in progress); from then on appends extend the file.
@@ -610,7 +623,9 @@ mod tests {
     #[test]
     fn a_file_storage_reserves_zeros_ahead_and_gives_them_back() {
         let path = scratch_file("reserve");
-        let mut storage = FileStorage::open(&path, 1).unwrap();
+        let mut storage = FileStorage::open(&path, 1)
+            .and_then(FileStorage::with_reserved_space)
+            .unwrap();
         let data = pattern(0, 1000);
         storage.append(&data).unwrap();
         storage.sync().unwrap();
@@ -639,7 +654,9 @@ mod tests {
     #[test]
     fn appends_that_outrun_the_reservation_keep_every_byte() {
         let path = scratch_file("outrun");
-        let mut storage = FileStorage::open(&path, 1).unwrap();
+        let mut storage = FileStorage::open(&path, 1)
+            .and_then(FileStorage::with_reserved_space)
+            .unwrap();
         let mut written = 0;
         let sizes = [1, 20, 4096, 65_536, 3 << 20, 100, 5 << 20, 7, 1 << 20];
         for round in 0..6 {
