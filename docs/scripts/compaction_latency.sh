@@ -8,17 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 rounds=${1:-3} port=${2:-18401}
-cargo build --release --quiet --bin dibs --bin dibs-bench
-work=$(mktemp -d)
-target/release/dibs --port "$port" --dir "$work" --auto-aof-rewrite-percentage 0 2>"$work/dibs.log" &
-pid=$!
-trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null || true; rm -rf "$work"' EXIT
-until redis-cli -p "$port" ping >/dev/null 2>&1; do sleep 0.1; done
-redis-benchmark -p "$port" -t set -r 8000000 -n 8000000 -P 64 -q >/dev/null
-docs/scripts/compaction_data.py dibs | redis-cli -p "$port" --pipe >/dev/null
-redis-cli -p "$port" BGREWRITEAOF >/dev/null   # start from a compacted state, as a running server would
-info() { redis-cli -p "$port" info "$1" | tr -d '\r' | awk -F: -v f="$2" '$1 == f { print $2 }'; }
-until [ "$(info persistence aof_rewrite_in_progress)" = 0 ]; do sleep 0.2; done
+source docs/scripts/compaction_server.sh
 echo "mode,rps,p50_ms,p99_ms,p999_ms,max_ms,loop_max_us,loop_cpu_max_us,fsync_max_us,compactions,last_compaction_ms"
 for round in $(seq "$rounds"); do
   for mode in alone compacting; do
