@@ -588,6 +588,17 @@ fn a_crash_anywhere_inside_a_compaction_leaves_one_consistent_state() {
     let mut server = Server::start(base.path(), &["--auto-aof-rewrite-percentage", "0"]);
     let mut connection = server.connection();
     load(&mut connection, 2_000);
+    // One set large enough (SNAPSHOT_SHARE_ELEMENTS_MIN members or more) to be handed over by handle and
+    // serialized by the collection serializer thread, so the crash points fall on that path too.
+    let mut pipeline = redis::pipe();
+    for batch in 0..10 {
+        pipeline.cmd("SADD").arg("set:large");
+        for member in 0..7_000 {
+            pipeline.arg(batch * 7_000 + member);
+        }
+        pipeline.ignore();
+    }
+    pipeline.query::<()>(&mut connection).unwrap();
     redis::cmd("SET")
         .arg("counter")
         .arg(1000)
