@@ -11,10 +11,11 @@
 //! not serialized here at all: the keyspace hands them over by handle to the collection serializer thread
 //! (`aof::collection_serializer`, at the loop's priority, so that a command waiting for one waits for its
 //! serialization only), which passes the bytes to the writer; so a step's cost does not depend on how big
-//! a value is; smaller ones take microseconds. Entries changed in between are serialized by the keyspace's
-//! copy-on-write hook, one entry at a time. So the longest pause compaction adds is about `SNAPSHOT_STEP_BUDGET`, plus, only when a command
-//! changes a large collection during the compaction, the time to serialize or copy that one value (see
-//! `store::keyspace`).
+//! a value is, and smaller ones take microseconds. Entries changed in between are serialized by the
+//! keyspace's copy-on-write hook, one entry at a time. So the longest pause compaction adds is about
+//! `SNAPSHOT_STEP_BUDGET`, plus the few small collections a command changes before the walk reached them;
+//! a command that changes a large collection the serializer still holds waits instead, alone (see
+//! `store::keyspace` and `Server::waits_for_snapshot`).
 //!
 //! # When it starts
 //! A start is only ever *scheduled* by a command (BGREWRITEAOF, the automatic trigger) and happens in
@@ -29,9 +30,9 @@ use mio::Waker;
 use crate::aof::collection_serializer::KeptBuffer;
 use crate::aof::record::FILE_HEADER_SIZE;
 use crate::aof::snapshot::{SnapshotChunk, SnapshotWriter, WriterReport, SNAPSHOT_CHUNK_SIZE};
-use crate::aof::storage::{FileStorage, Storage};
-use crate::journal::{Journal, Policy};
-use crate::recovery::log_file_name;
+use crate::aof::storage::Storage;
+use crate::journal::Journal;
+use crate::recovery::{log_file_name, open_log_file};
 use crate::store::Store;
 
 /// The most serialization one loop iteration does. Every reply the iteration sends waits for it, so it is
@@ -356,15 +357,10 @@ impl Compaction {
         let rotated = journal.log_first_sequence == sequence + 1;
         if !rotated {
             let path = self.directory.join(log_file_name(sequence + 1));
-            let reserve = journal.policy == Policy::Always;
+            let policy = journal.policy;
             journal.rotate(Box::new(move || {
-                let storage = FileStorage::open(&path, sequence + 1)?;
-                let storage = if reserve {
-                    storage.with_reserved_space()?
-                } else {
-                    storage
-                };
-                Ok(Box::new(storage) as Box<dyn Storage + Send>)
+                open_log_file(&path, sequence + 1, policy)
+                    .map(|storage| Box::new(storage) as Box<dyn Storage + Send>)
             }))?;
         }
         store.keyspace.snapshot_begin();

@@ -85,6 +85,22 @@ fn io_error(context: &str, path: &Path, error: io::Error) -> RecoveryError {
     RecoveryError(format!("{context} {}: {error}", path.display()))
 }
 
+/// Opens the log file the server appends to (at start-up, and for the next file at a compaction), keeping
+/// space reserved past its end when every write is fsync'd (`FileStorage::with_reserved_space` says why
+/// only then).
+pub fn open_log_file(
+    path: &Path,
+    first_sequence: u64,
+    policy: crate::journal::Policy,
+) -> io::Result<FileStorage> {
+    let storage = FileStorage::open(path, first_sequence)?;
+    if policy == crate::journal::Policy::Always {
+        storage.with_reserved_space()
+    } else {
+        Ok(storage)
+    }
+}
+
 pub fn log_file_name(first_sequence: u64) -> String {
     format!("log-{first_sequence:020}.aof")
 }
@@ -147,16 +163,8 @@ pub fn recover(config: &Config, random_seed: u64) -> Result<Recovered, RecoveryE
         _ => (next_sequence, config.dir.join(log_file_name(next_sequence))),
     };
     let storage = if config.appendonly == crate::config::YesNo::Yes {
-        let reserve = config.appendfsync.policy() == crate::journal::Policy::Always;
         Some(
-            FileStorage::open(&path, next_sequence)
-                .and_then(|storage| {
-                    if reserve {
-                        storage.with_reserved_space()
-                    } else {
-                        Ok(storage)
-                    }
-                })
+            open_log_file(&path, next_sequence, config.appendfsync.policy())
                 .map_err(|error| io_error("cannot open the log", &path, error))?,
         )
     } else {

@@ -102,8 +102,8 @@ pub struct Server {
 enum After {
     Continue,
     Shutdown,
-    /// Not run: it changes a value the snapshot's collection serializer still holds. Stop this connection here and run the
-    /// command again later (`Server::waits_for_snapshot`).
+    /// Not run: it changes a value the snapshot's collection serializer still holds. Stop this connection
+    /// here and run the command again later (`Server::waits_for_snapshot`).
     WaitForSnapshot,
 }
 
