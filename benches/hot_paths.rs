@@ -9,7 +9,7 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
 use dibs::aof::record;
-use dibs::command;
+use dibs::dispatch;
 use dibs::resp::{self, DecodeLimits, Protocol, Reply, Request, RequestDecoder};
 use dibs::store::likes::Likes;
 use dibs::store::{Mutations, Store};
@@ -77,12 +77,12 @@ fn decode(criterion: &mut Criterion) {
 
 /// Runs one request through lookup, arity check and the handler, as the event loop does.
 fn run(store: &mut Store, arguments: &[&[u8]], now_ms: u64, mutations: &mut Mutations) -> Reply {
-    let spec = command::lookup(arguments[0]).expect("known command");
-    assert!(spec.arity_accepts(arguments.len()));
-    let command::Handler::Store(handler) = spec.handler else {
+    let spec = dispatch::lookup(arguments[0]).expect("known command");
+    assert!(spec.arity.accepts(arguments.len()));
+    let dispatch::Handler::Store(handler) = spec.handler else {
         unreachable!("a data command")
     };
-    let reply = command::execute(store, spec, handler, arguments, now_ms, mutations);
+    let reply = dispatch::execute(store, spec, handler, arguments, now_ms, mutations);
     mutations.clear();
     reply
 }

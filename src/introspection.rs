@@ -7,8 +7,8 @@ use std::fmt::Write;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use crate::command::{self, CommandSpec};
 use crate::config::{Config, YesNo};
+use crate::dispatch::{self, CommandSpec};
 use crate::journal::Journal;
 use crate::resp::Reply;
 use crate::server::Server;
@@ -366,7 +366,7 @@ pub fn config(server: &mut Server, arguments: &[&[u8]]) -> Reply {
             server.reset_statistics();
             Reply::OK
         }
-        "get" | "set" | "resetstat" => command::wrong_arity(&format!("config|{subcommand}")),
+        "get" | "set" | "resetstat" => dispatch::wrong_arity(&format!("config|{subcommand}")),
         _ => Reply::error(format!(
             "ERR unknown subcommand '{}'. Try CONFIG HELP.",
             String::from_utf8_lossy(arguments[1])
@@ -444,38 +444,38 @@ fn config_set(server: &mut Server, pairs: &[&[u8]]) -> Reply {
 
 pub fn command(arguments: &[&[u8]]) -> Reply {
     let Some(subcommand) = arguments.get(1) else {
-        return Reply::Array(command::client_commands().map(command_info).collect());
+        return Reply::Array(dispatch::client_commands().map(command_info).collect());
     };
     let subcommand = String::from_utf8_lossy(subcommand).to_lowercase();
     match subcommand.as_str() {
         "count" if arguments.len() == 2 => {
-            Reply::Integer(command::client_commands().count() as i64)
+            Reply::Integer(dispatch::client_commands().count() as i64)
         }
         "list" if arguments.len() == 2 => Reply::Array(
-            command::client_commands()
+            dispatch::client_commands()
                 .map(|spec| Reply::bulk(spec.name.as_bytes()))
                 .collect(),
         ),
         "info" => {
             if arguments.len() == 2 {
-                return Reply::Array(command::client_commands().map(command_info).collect());
+                return Reply::Array(dispatch::client_commands().map(command_info).collect());
             }
             Reply::Array(
                 arguments[2..]
                     .iter()
                     .map(|name| {
-                        command::lookup_for_client(name).map_or(Reply::NullArray, command_info)
+                        dispatch::lookup_for_client(name).map_or(Reply::NullArray, command_info)
                     })
                     .collect(),
             )
         }
         "docs" => {
             let specs: Vec<&CommandSpec> = if arguments.len() == 2 {
-                command::client_commands().collect()
+                dispatch::client_commands().collect()
             } else {
                 arguments[2..]
                     .iter()
-                    .filter_map(|name| command::lookup_for_client(name))
+                    .filter_map(|name| dispatch::lookup_for_client(name))
                     .collect()
             };
             Reply::Map(
@@ -485,7 +485,7 @@ pub fn command(arguments: &[&[u8]]) -> Reply {
                     .collect(),
             )
         }
-        "count" | "list" => command::wrong_arity(&format!("command|{subcommand}")),
+        "count" | "list" => dispatch::wrong_arity(&format!("command|{subcommand}")),
         _ => Reply::error(format!(
             "ERR unknown subcommand '{}'. Try COMMAND HELP.",
             String::from_utf8_lossy(arguments[1])
@@ -496,11 +496,11 @@ pub fn command(arguments: &[&[u8]]) -> Reply {
 fn command_info(spec: &CommandSpec) -> Reply {
     Reply::Array(vec![
         Reply::bulk(spec.name.as_bytes()),
-        Reply::Integer(spec.arity as i64),
+        Reply::Integer(spec.arity.redis_arity()),
         Reply::Set(spec.flag_names().into_iter().map(Reply::status).collect()),
-        Reply::Integer(spec.first_key as i64),
-        Reply::Integer(spec.last_key as i64),
-        Reply::Integer(spec.key_step as i64),
+        Reply::Integer(spec.keys.first as i64),
+        Reply::Integer(spec.keys.last as i64),
+        Reply::Integer(spec.keys.step as i64),
         Reply::Set(vec![Reply::Status(format!("@{}", spec.group).into())]),
         Reply::Set(Vec::new()),
         Reply::Array(Vec::new()),

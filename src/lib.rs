@@ -19,10 +19,11 @@
 //! - `connection`: one client's buffers and session state. `server`: the mio event loop that owns it all.
 //! - `introspection`: INFO, CONFIG and COMMAND. `config`: the command line. `logging`, `memory`, `glob`.
 pub mod aof;
-pub mod command;
+pub mod clock;
 pub mod compaction;
 pub mod config;
 pub mod connection;
+pub mod dispatch;
 pub mod glob;
 pub mod introspection;
 pub mod journal;

@@ -7,9 +7,10 @@ use clap::Parser;
 use mio::{Poll, Token, Waker};
 
 use dibs::aof::syncer::Syncer;
+use dibs::clock::system_time_ms;
 use dibs::config::{Config, YesNo};
 use dibs::journal::Journal;
-use dibs::server::{system_time_ms, Server};
+use dibs::server::Server;
 
 #[global_allocator]
 static ALLOCATOR: dibs::memory::CountingAllocator = dibs::memory::CountingAllocator;

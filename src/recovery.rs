@@ -3,7 +3,7 @@
 //!
 //! Log files are named `log-<first sequence, 20 digits>.aof`, so their names sort in log order. Each file
 //! is read through a memory map and scanned by `aof::record::Scanner`; every record's payload is decoded and
-//! its commands run through `command::replay`, the same handlers live traffic uses, with the clock value
+//! its commands run through `dispatch::replay`, the same handlers live traffic uses, with the clock value
 //! the record carries. Replay therefore never reads the clock and always reaches the same state.
 //!
 //! With compaction (protocol.md) the state starts from a snapshot: if `MANIFEST` exists, the snapshot
@@ -34,8 +34,8 @@ use crate::aof::snapshot::{
     parse_snapshot_file_name, read_snapshot, SnapshotDamage, SnapshotSummary,
 };
 use crate::aof::storage::FileStorage;
-use crate::command;
 use crate::config::Config;
+use crate::dispatch;
 use crate::limits::SNAPSHOT_LOAD_THREADS_MAX;
 use crate::store::encoding::{decode_value, read_entry, Reader};
 use crate::store::keyspace::ShardLoader;
@@ -187,7 +187,7 @@ pub fn recover(config: &Config, random_seed: u64) -> Result<Recovered, RecoveryE
 /// Rebuilds the state from the records up to `through_sequence` without changing any file: used after the
 /// log failed, to drop whatever the failed records had done in memory.
 pub fn reload(config: &Config, through_sequence: u64) -> Result<Store, RecoveryError> {
-    let mut store = Store::new(crate::server::system_time_ms());
+    let mut store = Store::new(crate::clock::system_time_ms());
     let snapshot = load_snapshot(&config.dir, &mut store, false)?;
     let files = needed_log_files(&config.dir, snapshot.as_ref(), false)?;
     let mut replay = Replay::new(&mut store, through_sequence, snapshot.as_ref());
@@ -527,7 +527,7 @@ impl<'s> Replay<'s> {
                 ))
             })?;
             for arguments in payload.commands() {
-                command::replay(self.store, arguments, payload.now_ms, &mut self.scratch).map_err(|error| {
+                dispatch::replay(self.store, arguments, payload.now_ms, &mut self.scratch).map_err(|error| {
                     RecoveryError(format!(
                         "replaying the record at byte offset {} (sequence {}) of {} failed: {error}",
                         record.offset,

@@ -22,10 +22,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 
-use crate::command::{self, CommandSpec, Handler, ServerCommand};
+use crate::clock::system_time_ms;
 use crate::compaction::{Compaction, Triggers};
 use crate::config::{Config, YesNo};
 use crate::connection::{Connection, ReadOutcome, WatchedKey};
+use crate::dispatch::{self, CommandSpec, Handler, ServerCommand};
 use crate::journal::{Journal, Progress};
 use crate::limits;
 use crate::resp::{self, DecodeLimits, Protocol, Reply, Request};
@@ -34,13 +35,6 @@ use crate::store::{self, Mutations, Store};
 const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
 const FIRST_CONNECTION: usize = 2;
-
-/// Unix milliseconds from the system clock.
-pub fn system_time_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| elapsed.as_millis() as u64)
-}
 
 #[derive(Debug, Default)]
 struct Stats {
@@ -709,21 +703,21 @@ impl Server {
 
     /// Runs one request for `connection` and queues its reply.
     fn execute(&mut self, connection: &mut Connection, arguments: &[&[u8]]) -> After {
-        let Some(spec) = command::lookup_for_client(arguments[0]) else {
+        let Some(spec) = dispatch::lookup_for_client(arguments[0]) else {
             if connection.transaction.is_some() {
                 connection.transaction_failed = true;
             }
-            self.reply(connection, command::unknown_command(arguments));
+            self.reply(connection, dispatch::unknown_command(arguments));
             return After::Continue;
         };
-        if !spec.arity_accepts(arguments.len()) {
+        if !spec.arity.accepts(arguments.len()) {
             if connection.transaction.is_some() {
                 connection.transaction_failed = true;
             }
-            self.reply(connection, command::wrong_arity(spec.name));
+            self.reply(connection, dispatch::wrong_arity(spec.name));
             return After::Continue;
         }
-        if !connection.authenticated && spec.flags & command::NO_AUTH == 0 {
+        if !connection.authenticated && spec.flags & dispatch::spec::NO_AUTH == 0 {
             if connection.transaction.is_some() {
                 connection.transaction_failed = true;
             }
@@ -733,7 +727,7 @@ impl Server {
         connection.last_command = spec.name;
         connection.last_command_at_ms = self.now_ms;
         if let Some(queued) = &mut connection.transaction {
-            if spec.flags & command::NOT_IN_MULTI != 0 {
+            if spec.flags & dispatch::spec::NOT_IN_MULTI != 0 {
                 let reply = Reply::error(format!(
                     "ERR {} inside MULTI is not allowed",
                     spec.name.to_uppercase()
@@ -741,7 +735,7 @@ impl Server {
                 self.reply(connection, reply);
                 return After::Continue;
             }
-            if spec.flags & command::NO_QUEUE == 0 {
+            if spec.flags & dispatch::spec::NO_QUEUE == 0 {
                 if queued.len() >= limits::TRANSACTION_COMMANDS_MAX {
                     connection.transaction_failed = true;
                     self.reply(
@@ -815,7 +809,7 @@ impl Server {
         connection.transaction.as_ref().is_some_and(|queued| {
             queued.iter().any(|command| {
                 let arguments: Vec<&[u8]> = command.iter().map(Vec::as_slice).collect();
-                command::lookup(arguments[0]).is_some_and(|spec| held(spec, &arguments))
+                dispatch::lookup(arguments[0]).is_some_and(|spec| held(spec, &arguments))
             })
         })
     }
@@ -844,7 +838,7 @@ impl Server {
     ) -> (Reply, After) {
         match spec.handler {
             Handler::Store(handler) => (
-                command::execute(
+                dispatch::execute(
                     &mut self.store,
                     spec,
                     handler,
@@ -865,10 +859,10 @@ impl Server {
         arguments: &[&[u8]],
     ) -> (Reply, After) {
         let reply = match which {
-            ServerCommand::Ping => match arguments.len() {
-                1 => Reply::status("PONG"),
-                2 => Reply::bulk(arguments[1]),
-                _ => command::wrong_arity("ping"),
+            // The table's arity allows one optional message.
+            ServerCommand::Ping => match arguments.get(1) {
+                None => Reply::status("PONG"),
+                Some(message) => Reply::bulk(message),
             },
             ServerCommand::Echo => Reply::bulk(arguments[1]),
             ServerCommand::Quit => {
@@ -1075,7 +1069,7 @@ impl Server {
 
     fn client(&mut self, connection: &mut Connection, arguments: &[&[u8]]) -> Reply {
         let subcommand = String::from_utf8_lossy(arguments[1]).to_lowercase();
-        let arity_error = || command::wrong_arity(&format!("client|{subcommand}"));
+        let arity_error = || dispatch::wrong_arity(&format!("client|{subcommand}"));
         match subcommand.as_str() {
             "id" if arguments.len() == 2 => Reply::Integer(connection.id as i64),
             "getname" if arguments.len() == 2 => {
@@ -1227,7 +1221,7 @@ impl Server {
         }
         let writes = queued
             .iter()
-            .any(|arguments| command::lookup(&arguments[0]).is_some_and(CommandSpec::is_write));
+            .any(|arguments| dispatch::lookup(&arguments[0]).is_some_and(CommandSpec::is_write));
         if writes && self.journal.failure.is_some() {
             return Reply::error(format!(
                 "EXECABORT Transaction discarded because of: {}",
@@ -1238,7 +1232,7 @@ impl Server {
         resp::encode_header(&mut encoded, b'*', queued.len() as i64);
         for arguments in &queued {
             let arguments: Vec<&[u8]> = arguments.iter().map(Vec::as_slice).collect();
-            let spec = command::lookup(arguments[0]).expect("checked when queued");
+            let spec = dispatch::lookup(arguments[0]).expect("checked when queued");
             self.stats.commands_processed += 1;
             let (reply, _) = self.run_command(connection, spec, &arguments);
             resp::encode(&reply, connection.protocol, &mut encoded);

@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use common::{run_to_exit, Server, TempDir};
 use dibs::aof::payload::decode_payload;
 use dibs::aof::record::{scan, ScanVerdict};
-use dibs::command::{self, Handler};
 use dibs::config::Config;
+use dibs::dispatch::{self, Handler};
 use dibs::recovery::{log_files, recover};
 use dibs::resp::Reply;
 use dibs::store::{Mutations, Store};
@@ -98,12 +98,12 @@ fn truncate(path: &Path, length: u64) {
 /// GET through the command table, as a client would see it.
 fn get(store: &mut Store, key: &str) -> Option<String> {
     let arguments: [&[u8]; 2] = [b"GET", key.as_bytes()];
-    let spec = command::lookup(b"GET").unwrap();
+    let spec = dispatch::lookup(b"GET").unwrap();
     let Handler::Store(handler) = spec.handler else {
         panic!("GET is a data command")
     };
     let mut mutations = Mutations::new();
-    match command::execute(store, spec, handler, &arguments, 0, &mut mutations) {
+    match dispatch::execute(store, spec, handler, &arguments, 0, &mut mutations) {
         Reply::Bulk(bytes) => Some(String::from_utf8(bytes.to_vec()).unwrap()),
         Reply::SmallBulk(bytes) => Some(String::from_utf8(bytes.to_vec()).unwrap()),
         Reply::Null => None,

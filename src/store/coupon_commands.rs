@@ -229,7 +229,7 @@ pub fn holders(store: &mut Store, call: &mut Call) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::command::{self, Handler};
+    use crate::dispatch::{self, Handler};
     use crate::store::Mutations;
 
     fn run(
@@ -242,11 +242,11 @@ mod tests {
             .iter()
             .map(|argument| argument.as_bytes())
             .collect();
-        let spec = command::lookup_for_client(arguments[0]).expect("a client command");
+        let spec = dispatch::lookup_for_client(arguments[0]).expect("a client command");
         let Handler::Store(handler) = spec.handler else {
             panic!("a data command")
         };
-        let reply = command::execute(store, spec, handler, &arguments, now_ms, mutations);
+        let reply = dispatch::execute(store, spec, handler, &arguments, now_ms, mutations);
         (reply, mutations.take_payload().is_some())
     }
 

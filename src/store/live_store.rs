@@ -4,7 +4,7 @@
 
 use super::{fire_due_timers, Mutations, Store};
 use crate::aof::payload::decode_payload;
-use crate::command::{self, Handler};
+use crate::dispatch::{self, Handler};
 use crate::resp::Reply;
 
 /// One record: its `now_ms` and its commands, owned.
@@ -49,11 +49,11 @@ impl Live {
             .iter()
             .map(|argument| argument.as_bytes())
             .collect();
-        let spec = command::lookup_for_client(arguments[0]).expect("a client command");
+        let spec = dispatch::lookup_for_client(arguments[0]).expect("a client command");
         let Handler::Store(handler) = spec.handler else {
             panic!("a data command")
         };
-        let reply = command::execute(
+        let reply = dispatch::execute(
             &mut self.store,
             spec,
             handler,
@@ -94,7 +94,7 @@ impl Live {
         for (now_ms, commands) in &self.records {
             for command in commands {
                 let arguments: Vec<&[u8]> = command.iter().map(Vec::as_slice).collect();
-                command::replay(&mut store, &arguments, *now_ms, &mut scratch)?;
+                dispatch::replay(&mut store, &arguments, *now_ms, &mut scratch)?;
             }
         }
         Ok(store)

@@ -272,7 +272,7 @@ pub fn fire_timer(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::command;
+    use crate::dispatch;
     use crate::store::live_store::{reply_text, Live};
 
     fn room<'s>(store: &'s mut Store, key: &str) -> Option<&'s WaitingRoom> {
@@ -470,6 +470,6 @@ mod tests {
         live.run(&["QUEUE.LEAVE", "r", "nobody"], 0);
         live.run(&["QUEUE.ADMIT", "missing", "1", "10"], 0);
         assert_eq!(live.records.len(), records);
-        assert!(command::lookup_for_client(b"queue.leave").is_some());
+        assert!(dispatch::lookup_for_client(b"queue.leave").is_some());
     }
 }

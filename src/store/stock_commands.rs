@@ -282,7 +282,7 @@ pub fn fire_timer(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::command;
+    use crate::dispatch;
     use crate::store::live_store::{reply_text, Live};
 
     fn stock<'s>(store: &'s mut Store, key: &str) -> &'s Stock {
@@ -377,8 +377,8 @@ mod tests {
             .replay()
             .unwrap_err()
             .contains("not the first due ones"));
-        assert!(command::lookup_for_client(b"stock.expire").is_none());
-        assert!(command::lookup(b"STOCK.EXPIRE").is_some());
+        assert!(dispatch::lookup_for_client(b"stock.expire").is_none());
+        assert!(dispatch::lookup(b"STOCK.EXPIRE").is_some());
     }
 
     #[test]

@@ -418,12 +418,12 @@ mod tests {
         for key in ["c", "z"] {
             let live_value = reply_text(&live.run(&["GET", key], 0));
             let mut mutations = crate::store::Mutations::new();
-            let spec = crate::command::lookup(b"GET").expect("GET");
-            let crate::command::Handler::Store(handler) = spec.handler else {
+            let spec = crate::dispatch::lookup(b"GET").expect("GET");
+            let crate::dispatch::Handler::Store(handler) = spec.handler else {
                 panic!("a data command")
             };
             let arguments: [&[u8]; 2] = [b"GET", key.as_bytes()];
-            let replayed_value = reply_text(&crate::command::execute(
+            let replayed_value = reply_text(&crate::dispatch::execute(
                 &mut replayed,
                 spec,
                 handler,

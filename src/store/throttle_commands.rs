@@ -20,15 +20,9 @@ use super::throttle::{Throttle, ThrottleParameters};
 use super::{not_an_integer, wrong_type, Call, Fired, Mutations, Store, Value};
 use crate::resp::Reply;
 
-/// Arguments of CL.THROTTLE with the optional quantity: `CL.THROTTLE key max_burst count period quantity`.
-const THROTTLE_ARGUMENTS_MAX: usize = 6;
-
 /// `CL.THROTTLE key max_burst count_per_period period [quantity]`
 /// -> `[limited, limit, remaining, retry_after_s, reset_after_s]`
 pub fn throttle(store: &mut Store, call: &mut Call) -> Reply {
-    if call.arguments.len() > THROTTLE_ARGUMENTS_MAX {
-        return crate::command::wrong_arity("cl.throttle");
-    }
     let parameters = match parse_parameters(call) {
         Ok(parameters) => parameters,
         Err(reply) => return reply,
@@ -73,10 +67,10 @@ fn parse_parameters(call: &Call) -> Result<ThrottleParameters, Reply> {
     let max_burst = call.integer(2)?;
     let count = call.integer(3)?;
     let period_s = call.integer(4)?;
-    let quantity = if call.arguments.len() == THROTTLE_ARGUMENTS_MAX {
-        call.integer(5)?
-    } else {
-        1
+    // The optional quantity; the table's arity allows no more.
+    let quantity = match call.arguments.get(5) {
+        Some(_) => call.integer(5)?,
+        None => 1,
     };
     ThrottleParameters::new(max_burst, count, period_s, quantity).map_err(Reply::error)
 }
@@ -131,7 +125,7 @@ pub fn fire_timer(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::command;
+    use crate::dispatch;
     use crate::store::live_store::{reply_text, Live};
 
     const START_MS: u64 = 1_700_000_000_000;
@@ -239,7 +233,7 @@ mod tests {
         }
         assert_eq!(live.records.len(), records);
         assert!(throttle_at(&mut live.store, "k").is_none());
-        assert!(command::lookup_for_client(b"cl.settat").is_none());
-        assert!(command::lookup(b"CL.SETTAT").is_some());
+        assert!(dispatch::lookup_for_client(b"cl.settat").is_none());
+        assert!(dispatch::lookup(b"CL.SETTAT").is_some());
     }
 }

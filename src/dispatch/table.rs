@@ -1,0 +1,113 @@
+//! The command table: one line per command. To add a command, add its handler in its value type's folder
+//! under `store/` (or a `ServerCommand` for the loop) and one line here; protocol.md documents it.
+
+use super::spec::Handler::{Server, Store};
+use super::spec::ServerCommand::*;
+use super::spec::*;
+use crate::store::{
+    coupon_commands, keys, likes_commands, queue_commands, sets, stock_commands, strings,
+    throttle_commands,
+};
+
+#[rustfmt::skip]
+pub static COMMANDS: &[CommandSpec] = &[
+    // Connection and administration.
+    CommandSpec { name: "ping", arity: Arity::between(1, 2), flags: NO_AUTH, keys: NO_KEYS, handler: Server(Ping), group: "connection", summary: "Returns PONG, or the argument." },
+    CommandSpec { name: "echo", arity: Arity::exactly(2), flags: 0, keys: NO_KEYS, handler: Server(Echo), group: "connection", summary: "Returns the given string." },
+    CommandSpec { name: "quit", arity: Arity::at_least(1), flags: NO_AUTH | NO_QUEUE, keys: NO_KEYS, handler: Server(Quit), group: "connection", summary: "Closes the connection." },
+    CommandSpec { name: "hello", arity: Arity::at_least(1), flags: NO_AUTH | NO_QUEUE, keys: NO_KEYS, handler: Server(Hello), group: "connection", summary: "Handshakes: protocol version, authentication, client name." },
+    CommandSpec { name: "auth", arity: Arity::at_least(2), flags: NO_AUTH | NO_QUEUE, keys: NO_KEYS, handler: Server(Auth), group: "connection", summary: "Authenticates the connection." },
+    CommandSpec { name: "select", arity: Arity::exactly(2), flags: 0, keys: NO_KEYS, handler: Server(Select), group: "connection", summary: "Selects the database; only 0 exists." },
+    CommandSpec { name: "client", arity: Arity::at_least(2), flags: 0, keys: NO_KEYS, handler: Server(Client), group: "connection", summary: "Client connection commands: ID, SETNAME, GETNAME, LIST, INFO, SETINFO." },
+    CommandSpec { name: "reset", arity: Arity::exactly(1), flags: NO_AUTH | NO_QUEUE, keys: NO_KEYS, handler: Server(Reset), group: "connection", summary: "Resets the connection state." },
+    CommandSpec { name: "command", arity: Arity::at_least(1), flags: 0, keys: NO_KEYS, handler: Server(Command), group: "server", summary: "Describes the commands: COUNT, INFO, DOCS, LIST." },
+    CommandSpec { name: "config", arity: Arity::at_least(2), flags: ADMIN, keys: NO_KEYS, handler: Server(Config), group: "server", summary: "Reads and changes settings: GET, SET, RESETSTAT." },
+    CommandSpec { name: "info", arity: Arity::at_least(1), flags: 0, keys: NO_KEYS, handler: Server(Info), group: "server", summary: "Returns information and statistics about the server." },
+    CommandSpec { name: "shutdown", arity: Arity::at_least(1), flags: ADMIN | NO_QUEUE, keys: NO_KEYS, handler: Server(Shutdown), group: "server", summary: "Syncs the log and stops the server." },
+    CommandSpec { name: "time", arity: Arity::exactly(1), flags: 0, keys: NO_KEYS, handler: Server(Time), group: "server", summary: "Returns the server's clock." },
+    CommandSpec { name: "bgrewriteaof", arity: Arity::exactly(1), flags: ADMIN, keys: NO_KEYS, handler: Server(Bgrewriteaof), group: "server", summary: "Compacts the log in the background: a snapshot plus a new log file (protocol.md)." },
+    CommandSpec { name: "bgsave", arity: Arity::at_least(1), flags: ADMIN, keys: NO_KEYS, handler: Server(Bgsave), group: "server", summary: "The same background compaction as BGREWRITEAOF, with BGSAVE's replies." },
+    CommandSpec { name: "save", arity: Arity::exactly(1), flags: ADMIN | NOT_IN_MULTI, keys: NO_KEYS, handler: Server(Save), group: "server", summary: "Compacts the log now, serializing everything in one pause, and replies once it is durable." },
+    CommandSpec { name: "lastsave", arity: Arity::exactly(1), flags: 0, keys: NO_KEYS, handler: Server(Lastsave), group: "server", summary: "Returns the Unix time of the last successful log sync." },
+    CommandSpec { name: "multi", arity: Arity::exactly(1), flags: NO_QUEUE, keys: NO_KEYS, handler: Server(Multi), group: "transactions", summary: "Starts a transaction." },
+    CommandSpec { name: "exec", arity: Arity::exactly(1), flags: NO_QUEUE, keys: NO_KEYS, handler: Server(Exec), group: "transactions", summary: "Executes the queued commands atomically." },
+    CommandSpec { name: "discard", arity: Arity::exactly(1), flags: NO_QUEUE, keys: NO_KEYS, handler: Server(Discard), group: "transactions", summary: "Discards the queued commands." },
+    CommandSpec { name: "watch", arity: Arity::at_least(2), flags: NO_QUEUE | NOT_IN_MULTI, keys: ALL_KEYS, handler: Server(Watch), group: "transactions", summary: "Makes EXEC conditional on keys not changing." },
+    CommandSpec { name: "unwatch", arity: Arity::exactly(1), flags: NO_QUEUE, keys: NO_KEYS, handler: Server(Unwatch), group: "transactions", summary: "Forgets all watched keys." },
+    // Keys.
+    CommandSpec { name: "del", arity: Arity::at_least(2), flags: WRITE, keys: ALL_KEYS, handler: Store(keys::del), group: "generic", summary: "Deletes keys." },
+    CommandSpec { name: "unlink", arity: Arity::at_least(2), flags: WRITE, keys: ALL_KEYS, handler: Store(keys::del), group: "generic", summary: "Deletes keys (synchronously, like DEL)." },
+    CommandSpec { name: "exists", arity: Arity::at_least(2), flags: READONLY, keys: ALL_KEYS, handler: Store(keys::exists), group: "generic", summary: "Counts the keys that exist." },
+    CommandSpec { name: "type", arity: Arity::exactly(2), flags: READONLY, keys: FIRST_KEY, handler: Store(keys::type_of), group: "generic", summary: "Returns the type of a key." },
+    CommandSpec { name: "expire", arity: Arity::at_least(3), flags: WRITE, keys: FIRST_KEY, handler: Store(keys::expire), group: "generic", summary: "Sets a timeout in seconds." },
+    CommandSpec { name: "pexpire", arity: Arity::at_least(3), flags: WRITE, keys: FIRST_KEY, handler: Store(keys::pexpire), group: "generic", summary: "Sets a timeout in milliseconds." },
+    CommandSpec { name: "expireat", arity: Arity::at_least(3), flags: WRITE, keys: FIRST_KEY, handler: Store(keys::expireat), group: "generic", summary: "Sets an expiry as a Unix time in seconds." },
+    CommandSpec { name: "pexpireat", arity: Arity::at_least(3), flags: WRITE, keys: FIRST_KEY, handler: Store(keys::pexpireat), group: "generic", summary: "Sets an expiry as a Unix time in milliseconds." },
+    CommandSpec { name: "ttl", arity: Arity::exactly(2), flags: READONLY, keys: FIRST_KEY, handler: Store(keys::ttl), group: "generic", summary: "Returns the time to live in seconds." },
+    CommandSpec { name: "pttl", arity: Arity::exactly(2), flags: READONLY, keys: FIRST_KEY, handler: Store(keys::pttl), group: "generic", summary: "Returns the time to live in milliseconds." },
+    CommandSpec { name: "persist", arity: Arity::exactly(2), flags: WRITE, keys: FIRST_KEY, handler: Store(keys::persist), group: "generic", summary: "Removes the expiry of a key." },
+    CommandSpec { name: "scan", arity: Arity::at_least(2), flags: READONLY, keys: NO_KEYS, handler: Store(keys::scan), group: "generic", summary: "Iterates the keys." },
+    CommandSpec { name: "keys", arity: Arity::exactly(2), flags: READONLY, keys: NO_KEYS, handler: Store(keys::keys), group: "generic", summary: "Returns every key matching a pattern (walks the whole keyspace)." },
+    CommandSpec { name: "dbsize", arity: Arity::exactly(1), flags: READONLY, keys: NO_KEYS, handler: Store(keys::dbsize), group: "server", summary: "Returns the number of keys." },
+    CommandSpec { name: "flushall", arity: Arity::at_least(1), flags: WRITE, keys: NO_KEYS, handler: Store(keys::flushall), group: "server", summary: "Removes every key." },
+    CommandSpec { name: "flushdb", arity: Arity::at_least(1), flags: WRITE, keys: NO_KEYS, handler: Store(keys::flushall), group: "server", summary: "Removes every key (there is one database)." },
+    // Strings and counters.
+    CommandSpec { name: "get", arity: Arity::exactly(2), flags: READONLY, keys: FIRST_KEY, handler: Store(strings::get), group: "string", summary: "Returns the value of a key." },
+    CommandSpec { name: "set", arity: Arity::at_least(3), flags: WRITE, keys: FIRST_KEY, handler: Store(strings::set), group: "string", summary: "Sets the value of a key, with options." },
+    CommandSpec { name: "setnx", arity: Arity::exactly(3), flags: WRITE, keys: FIRST_KEY, handler: Store(strings::setnx), group: "string", summary: "Sets a key only if it does not exist." },
+    CommandSpec { name: "setex", arity: Arity::exactly(4), flags: WRITE, keys: FIRST_KEY, handler: Store(strings::setex), group: "string", summary: "Sets a key with a timeout in seconds." },
+    CommandSpec { name: "psetex", arity: Arity::exactly(4), flags: WRITE, keys: FIRST_KEY, handler: Store(strings::psetex), group: "string", summary: "Sets a key with a timeout in milliseconds." },
+    CommandSpec { name: "getdel", arity: Arity::exactly(2), flags: WRITE, keys: FIRST_KEY, handler: Store(strings::getdel), group: "string", summary: "Returns the value of a key and deletes it." },
+    CommandSpec { name: "mget", arity: Arity::at_least(2), flags: READONLY, keys: ALL_KEYS, handler: Store(strings::mget), group: "string", summary: "Returns the values of keys." },
+    CommandSpec { name: "mset", arity: Arity::at_least(3), flags: WRITE, keys: KEY_VALUE_PAIRS, handler: Store(strings::mset), group: "string", summary: "Sets several keys." },
+    CommandSpec { name: "incr", arity: Arity::exactly(2), flags: WRITE, keys: FIRST_KEY, handler: Store(strings::incr), group: "string", summary: "Adds one to a counter." },
+    CommandSpec { name: "decr", arity: Arity::exactly(2), flags: WRITE, keys: FIRST_KEY, handler: Store(strings::decr), group: "string", summary: "Subtracts one from a counter." },
+    CommandSpec { name: "incrby", arity: Arity::exactly(3), flags: WRITE, keys: FIRST_KEY, handler: Store(strings::incrby), group: "string", summary: "Adds to a counter." },
+    CommandSpec { name: "decrby", arity: Arity::exactly(3), flags: WRITE, keys: FIRST_KEY, handler: Store(strings::decrby), group: "string", summary: "Subtracts from a counter." },
+    CommandSpec { name: "strlen", arity: Arity::exactly(2), flags: READONLY, keys: FIRST_KEY, handler: Store(strings::strlen), group: "string", summary: "Returns the length of a value." },
+    CommandSpec { name: "append", arity: Arity::exactly(3), flags: WRITE, keys: FIRST_KEY, handler: Store(strings::append), group: "string", summary: "Appends to a value." },
+    // Sets.
+    CommandSpec { name: "sadd", arity: Arity::at_least(3), flags: WRITE, keys: FIRST_KEY, handler: Store(sets::sadd), group: "set", summary: "Adds members to a set." },
+    CommandSpec { name: "srem", arity: Arity::at_least(3), flags: WRITE, keys: FIRST_KEY, handler: Store(sets::srem), group: "set", summary: "Removes members from a set." },
+    CommandSpec { name: "sismember", arity: Arity::exactly(3), flags: READONLY, keys: FIRST_KEY, handler: Store(sets::sismember), group: "set", summary: "Tells whether a member is in a set." },
+    CommandSpec { name: "smismember", arity: Arity::at_least(3), flags: READONLY, keys: FIRST_KEY, handler: Store(sets::smismember), group: "set", summary: "Tells which members are in a set." },
+    CommandSpec { name: "scard", arity: Arity::exactly(2), flags: READONLY, keys: FIRST_KEY, handler: Store(sets::scard), group: "set", summary: "Returns the number of members." },
+    CommandSpec { name: "smembers", arity: Arity::exactly(2), flags: READONLY, keys: FIRST_KEY, handler: Store(sets::smembers), group: "set", summary: "Returns every member." },
+    CommandSpec { name: "sscan", arity: Arity::at_least(3), flags: READONLY, keys: FIRST_KEY, handler: Store(sets::sscan), group: "set", summary: "Iterates the members." },
+    CommandSpec { name: "spop", arity: Arity::at_least(2), flags: WRITE, keys: FIRST_KEY, handler: Store(sets::spop), group: "set", summary: "Removes and returns random members." },
+    CommandSpec { name: "srandmember", arity: Arity::at_least(2), flags: READONLY, keys: FIRST_KEY, handler: Store(sets::srandmember), group: "set", summary: "Returns random members." },
+    // Coupons.
+    CommandSpec { name: "coupon.create", arity: Arity::at_least(3), flags: WRITE, keys: FIRST_KEY, handler: Store(coupon_commands::create), group: "coupon", summary: "Creates a coupon event: total, PERUSER, START and END." },
+    CommandSpec { name: "coupon.issue", arity: Arity::at_least(3), flags: WRITE, keys: FIRST_KEY, handler: Store(coupon_commands::issue), group: "coupon", summary: "Issues the next coupon number to a user, at most once per request ID." },
+    CommandSpec { name: "coupon.get", arity: Arity::exactly(3), flags: READONLY, keys: FIRST_KEY, handler: Store(coupon_commands::get), group: "coupon", summary: "Returns the coupon numbers a user holds." },
+    CommandSpec { name: "coupon.revoke", arity: Arity::exactly(3), flags: WRITE, keys: FIRST_KEY, handler: Store(coupon_commands::revoke), group: "coupon", summary: "Returns a user's coupons to the pool." },
+    CommandSpec { name: "coupon.info", arity: Arity::exactly(2), flags: READONLY, keys: FIRST_KEY, handler: Store(coupon_commands::info), group: "coupon", summary: "Returns an event's counts, limits and state." },
+    CommandSpec { name: "coupon.holders", arity: Arity::exactly(4), flags: READONLY, keys: FIRST_KEY, handler: Store(coupon_commands::holders), group: "coupon", summary: "Iterates the holders in issue order." },
+    // Stock.
+    CommandSpec { name: "stock.set", arity: Arity::exactly(3), flags: WRITE, keys: FIRST_KEY, handler: Store(stock_commands::set), group: "stock", summary: "Sets the available units of a sku, creating it." },
+    CommandSpec { name: "stock.add", arity: Arity::at_least(3), flags: WRITE, keys: FIRST_KEY, handler: Store(stock_commands::add), group: "stock", summary: "Adds units to a sku, creating it, at most once per request ID." },
+    CommandSpec { name: "stock.take", arity: Arity::at_least(3), flags: WRITE, keys: FIRST_KEY, handler: Store(stock_commands::take), group: "stock", summary: "Takes units outright, all or nothing, at most once per request ID." },
+    CommandSpec { name: "stock.reserve", arity: Arity::at_least(4), flags: WRITE, keys: FIRST_KEY, handler: Store(stock_commands::reserve), group: "stock", summary: "Holds units for a time, at most once per request ID." },
+    CommandSpec { name: "stock.confirm", arity: Arity::exactly(3), flags: WRITE, keys: FIRST_KEY, handler: Store(stock_commands::confirm), group: "stock", summary: "Turns a reservation's units into sold ones." },
+    CommandSpec { name: "stock.release", arity: Arity::exactly(3), flags: WRITE, keys: FIRST_KEY, handler: Store(stock_commands::release), group: "stock", summary: "Returns a reservation's units to available." },
+    CommandSpec { name: "stock.info", arity: Arity::exactly(2), flags: READONLY, keys: FIRST_KEY, handler: Store(stock_commands::info), group: "stock", summary: "Returns a sku's counts." },
+    CommandSpec { name: "stock.expire", arity: Arity::at_least(3), flags: WRITE | INTERNAL, keys: FIRST_KEY, handler: Store(stock_commands::expire), group: "stock", summary: "Expires due reservations (written to the log by the active expiry cycle; not for clients)." },
+    // Likes.
+    CommandSpec { name: "like.add", arity: Arity::exactly(3), flags: WRITE, keys: FIRST_KEY, handler: Store(likes_commands::add), group: "likes", summary: "Likes a post as a user; returns [added, count]." },
+    CommandSpec { name: "like.remove", arity: Arity::exactly(3), flags: WRITE, keys: FIRST_KEY, handler: Store(likes_commands::remove), group: "likes", summary: "Takes a user's like back; returns [removed, count]. An empty post is deleted." },
+    CommandSpec { name: "like.has", arity: Arity::exactly(3), flags: READONLY, keys: FIRST_KEY, handler: Store(likes_commands::has), group: "likes", summary: "Tells whether a user likes a post." },
+    CommandSpec { name: "like.mhas", arity: Arity::at_least(3), flags: READONLY, keys: KEYS_AFTER_FIRST, handler: Store(likes_commands::mhas), group: "likes", summary: "Tells which of the posts a user likes." },
+    CommandSpec { name: "like.count", arity: Arity::at_least(2), flags: READONLY, keys: ALL_KEYS, handler: Store(likes_commands::count), group: "likes", summary: "Returns the like count of each post." },
+    CommandSpec { name: "like.list", arity: Arity::exactly(4), flags: READONLY, keys: FIRST_KEY, handler: Store(likes_commands::list), group: "likes", summary: "Pages a post's likers, newest first, stable while likes come and go." },
+    // Waiting room.
+    CommandSpec { name: "queue.join", arity: Arity::exactly(3), flags: WRITE, keys: FIRST_KEY, handler: Store(queue_commands::join), group: "queue", summary: "Joins the line (or polls); returns the position, 0 with a valid pass." },
+    CommandSpec { name: "queue.pos", arity: Arity::exactly(3), flags: WRITE, keys: FIRST_KEY, handler: Store(queue_commands::pos), group: "queue", summary: "Returns the position (and counts as a poll), 0 with a valid pass, null if unknown." },
+    CommandSpec { name: "queue.admit", arity: Arity::exactly(4), flags: WRITE, keys: FIRST_KEY, handler: Store(queue_commands::admit), group: "queue", summary: "Lets the next waiters in with a pass valid for a time; returns them in order." },
+    CommandSpec { name: "queue.pass", arity: Arity::exactly(3), flags: READONLY, keys: FIRST_KEY, handler: Store(queue_commands::pass), group: "queue", summary: "Tells whether a user holds a valid pass." },
+    CommandSpec { name: "queue.leave", arity: Arity::exactly(3), flags: WRITE, keys: FIRST_KEY, handler: Store(queue_commands::leave), group: "queue", summary: "Leaves the line or gives the pass back." },
+    CommandSpec { name: "queue.len", arity: Arity::exactly(2), flags: READONLY, keys: FIRST_KEY, handler: Store(queue_commands::len), group: "queue", summary: "Returns how many are waiting." },
+    CommandSpec { name: "queue.config", arity: Arity::exactly(4), flags: WRITE, keys: FIRST_KEY, handler: Store(queue_commands::config), group: "queue", summary: "Sets the idle timeout: IDLE ms (0: never drop)." },
+    // Rate limits.
+    CommandSpec { name: "cl.throttle", arity: Arity::between(5, 6), flags: WRITE, keys: FIRST_KEY, handler: Store(throttle_commands::throttle), group: "throttle", summary: "Rate-limits with GCRA, redis-cell compatible." },
+    CommandSpec { name: "cl.settat", arity: Arity::exactly(3), flags: WRITE | INTERNAL, keys: FIRST_KEY, handler: Store(throttle_commands::set_theoretical_arrival), group: "throttle", summary: "Restores a limiter's theoretical arrival time (written to the log by CL.THROTTLE; not for clients)." },
+];
