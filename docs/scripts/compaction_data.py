@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-# The collections of the compaction/restart data set (README, "Replay, likes memory, compaction") as RESP
+# The collections of the compaction/restart data set (docs/performance.md) as RESP
 # for `redis-cli --pipe`: `compaction_data.py dibs` (a coupon, likes) or `compaction_data.py redis` (a
 # hash with the same holders, sets with the same likers), after
 # `redis-benchmark -t set -r 8000000 -n 8000000 -P 64` (about 5.06 million keys).

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Reply latency under load with and without a compaction running (README, "Replay, likes memory,
-# compaction"). Loads the compaction data set into a fresh dibs, then alternates ROUNDS times: a
+# Reply latency under load with and without a compaction running (docs/performance.md).
+# Loads the compaction data set into a fresh dibs, then alternates ROUNDS times: a
 # `dibs-bench set` run alone, and the same run with a BGREWRITEAOF started a second in. Prints one CSV line
 # per run: mode, requests/s, p50, p99, p99.9, max (ms), the loop's longest iteration (wall and CPU, µs),
 # the log's longest fsync (µs), how many compactions finished during the run and how long the last took (ms).

@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-# Issues coupon:big to new users one at a time for SECONDS (README: the coupon changed during a compaction).
+# Issues coupon:big to new users one at a time for SECONDS (docs/performance.md: a write to a large
+# collection during a compaction).
 # Usage: coupon_issue_load.py PORT SECONDS USER_PREFIX
 import socket, sys, time
 port, seconds, prefix = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3]

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# How long a write to a large collection waits while a compaction holds it (README, "Replay, likes memory,
-# compaction"). Loads the compaction data set into a fresh dibs (its coupon:big has 260,000 holders), then
+# How long a write to a large collection waits while a compaction holds it (docs/performance.md).
+# Loads the compaction data set into a fresh dibs (its coupon:big has 260,000 holders), then
 # ROUNDS times: 10 clients issue coupon:big to random users (redis-benchmark, 60,000 requests) and a
 # BGREWRITEAOF starts half a second in. Prints one CSV line per round: the coupon's holders at the end, the
 # commands that waited for the collection serializer and the longest wait (µs), the loop's longest

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The likes benchmark side by side (README, "Replay, likes memory, compaction"): 2 million likes (Zipf over
+# The likes benchmark side by side (docs/performance.md): 2 million likes (Zipf over
 # 20,000 posts, integer ids up to 50 million) loaded by examples/likes_load as LIKE.ADD into a fresh dibs
 # and as SADD into a fresh redis-server, both syncing every write, alternating ROUNDS times. Each line
 # gives the load time and the resident memory growth per like.

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Restart time on the compaction data set (README, "Replay, likes memory, compaction"): the same data
+# Restart time on the compaction data set (docs/performance.md): the same data
 # (docs/scripts/compaction_data.py after 8 M random SETs, about 5.09 M keys) plus a tail of 200,000 SETs,
 # held three ways: dibs from a snapshot plus the tail's log, dibs from the full log alone (no compaction
 # ever ran), and redis-server from an RDB. Then ROUNDS alternating restarts of each, timed from start until

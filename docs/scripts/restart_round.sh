@@ -1,5 +1,5 @@
 #!/bin/bash
-# One restart round (README, "Replay, likes memory, compaction"): the seconds from starting the server
+# One restart round (docs/performance.md): the seconds from starting the server
 # until PING answers PONG, for dibs on DIBS_DIR and for redis-server on REDIS_DIR/dump.rdb.
 # Usage: restart_round.sh DIBS_BINARY DIBS_DIR REDIS_DIR [PORT_DIBS PORT_REDIS]
 set -u
