@@ -19,6 +19,7 @@
 //! - `connection`: one client's buffers and session state. `server`: the mio event loop that owns it all.
 //! - `introspection`: INFO, CONFIG and COMMAND. `config`: the command line. `logging`, `memory`, `glob`.
 pub mod aof;
+pub mod clock;
 pub mod command;
 pub mod compaction;
 pub mod config;

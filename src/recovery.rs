@@ -187,7 +187,7 @@ pub fn recover(config: &Config, random_seed: u64) -> Result<Recovered, RecoveryE
 /// Rebuilds the state from the records up to `through_sequence` without changing any file: used after the
 /// log failed, to drop whatever the failed records had done in memory.
 pub fn reload(config: &Config, through_sequence: u64) -> Result<Store, RecoveryError> {
-    let mut store = Store::new(crate::server::system_time_ms());
+    let mut store = Store::new(crate::clock::system_time_ms());
     let snapshot = load_snapshot(&config.dir, &mut store, false)?;
     let files = needed_log_files(&config.dir, snapshot.as_ref(), false)?;
     let mut replay = Replay::new(&mut store, through_sequence, snapshot.as_ref());
