@@ -91,10 +91,10 @@ fn io_error(context: &str, path: &Path, error: io::Error) -> RecoveryError {
 pub fn open_log_file(
     path: &Path,
     first_sequence: u64,
-    policy: crate::journal::Policy,
+    policy: crate::aof::FsyncPolicy,
 ) -> io::Result<FileStorage> {
     let storage = FileStorage::open(path, first_sequence)?;
-    if policy == crate::journal::Policy::Always {
+    if policy == crate::aof::FsyncPolicy::Always {
         storage.with_reserved_space()
     } else {
         Ok(storage)
@@ -164,7 +164,7 @@ pub fn recover(config: &Config, random_seed: u64) -> Result<Recovered, RecoveryE
     };
     let storage = if config.appendonly == crate::config::YesNo::Yes {
         Some(
-            open_log_file(&path, next_sequence, config.appendfsync.policy())
+            open_log_file(&path, next_sequence, config.appendfsync)
                 .map_err(|error| io_error("cannot open the log", &path, error))?,
         )
     } else {

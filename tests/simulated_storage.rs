@@ -23,7 +23,8 @@ mod common;
 use dibs::aof::payload::{decode_payload, encode_payload};
 use dibs::aof::record::{encode_record, file_header, scan, ScanVerdict, FILE_HEADER_SIZE};
 use dibs::aof::storage::{AppendFault, FaultyStorage, FaultyStorageControl};
-use dibs::aof::syncer::{Batch, FsyncPolicy, SyncReport, Syncer, SyncerHandle};
+use dibs::aof::syncer::{Batch, SyncReport, Syncer, SyncerHandle};
+use dibs::aof::FsyncPolicy;
 use std::time::{Duration, Instant};
 
 const SEEDS_DEFAULT: u64 = 3000;

@@ -19,3 +19,58 @@ pub mod record;
 pub mod snapshot;
 pub mod storage;
 pub mod syncer;
+
+/// When the log is fsync'd, as Redis's `appendfsync`: the one policy the command line, the journal and
+/// the syncer thread share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FsyncPolicy {
+    /// Sync every write before any reply that depends on it (group commit keeps it fast). Loses nothing
+    /// acknowledged.
+    Always,
+    /// Sync at most a second behind; replies are not held. A crash may lose the last second.
+    EverySecond,
+    /// Never sync; the OS writes back when it likes. A crash may lose what the OS had not written (about
+    /// 30 seconds on Linux by default).
+    No,
+}
+
+impl FsyncPolicy {
+    pub const ALL: [FsyncPolicy; 3] = [
+        FsyncPolicy::Always,
+        FsyncPolicy::EverySecond,
+        FsyncPolicy::No,
+    ];
+
+    /// The name Redis gives it (`appendfsync`): on the command line, in INFO and CONFIG GET.
+    pub fn name(self) -> &'static str {
+        match self {
+            FsyncPolicy::Always => "always",
+            FsyncPolicy::EverySecond => "everysec",
+            FsyncPolicy::No => "no",
+        }
+    }
+
+    /// The policy a name stands for, ignoring ASCII case as Redis does.
+    pub fn from_name(name: &str) -> Option<FsyncPolicy> {
+        FsyncPolicy::ALL
+            .into_iter()
+            .find(|policy| policy.name().eq_ignore_ascii_case(name))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FsyncPolicy;
+
+    #[test]
+    fn every_policy_is_found_by_its_name() {
+        for policy in FsyncPolicy::ALL {
+            assert_eq!(FsyncPolicy::from_name(policy.name()), Some(policy));
+        }
+        assert_eq!(
+            FsyncPolicy::from_name("EVERYSEC"),
+            Some(FsyncPolicy::EverySecond)
+        );
+        assert_eq!(FsyncPolicy::from_name("sometimes"), None);
+    }
+}

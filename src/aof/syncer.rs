@@ -41,6 +41,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 
 use super::storage::Storage;
+use super::FsyncPolicy;
 use crate::limits::{
     SYNCER_APPEND_SIZE_MAX, SYNCER_BUFFERS_POOLED_MAX, SYNCER_BUFFER_POOLED_CAPACITY_MAX,
     SYNCER_EVERY_SECOND_INTERVAL_MS,
@@ -52,14 +53,6 @@ use crate::limits::{
 /// as as many records are in as that sync carried.
 const GROUP_COMMIT_GATHER_FRACTION: u32 = 2;
 const GROUP_COMMIT_GATHER_MAX: Duration = Duration::from_millis(2);
-
-/// When the log is fsync'd, as Redis's `appendfsync`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FsyncPolicy {
-    Always,
-    EverySecond,
-    No,
-}
 
 /// Switches the log to a new file (compaction): every record submitted before it is written and fsync'd to
 /// the current file, then `open` creates the next file (its header and directory entry durable) and
