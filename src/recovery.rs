@@ -27,14 +27,16 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::aof::manifest::{self, MANIFEST_FILE_NAME};
+use crate::aof::directory::{
+    self, delete_covered_log_file, delete_snapshots_except, log_file_name, log_files,
+    open_log_file, read_manifest, MANIFEST_FILE_NAME,
+};
 use crate::aof::payload::{decode_payload_into, DecodedPayload};
 use crate::aof::record::{ScanVerdict, Scanner};
-use crate::aof::snapshot::{
-    parse_snapshot_file_name, read_snapshot, SnapshotDamage, SnapshotSummary,
-};
+use crate::aof::snapshot::{SnapshotDamage, SnapshotSummary};
 use crate::aof::storage::FileStorage;
 use crate::command;
+use crate::compaction::snapshot_entries::read_snapshot;
 use crate::config::Config;
 use crate::limits::SNAPSHOT_LOAD_THREADS_MAX;
 use crate::store::encoding::{decode_value, read_entry, Reader};
@@ -85,55 +87,12 @@ fn io_error(context: &str, path: &Path, error: io::Error) -> RecoveryError {
     RecoveryError(format!("{context} {}: {error}", path.display()))
 }
 
-/// Opens the log file the server appends to (at start-up, and for the next file at a compaction), keeping
-/// space reserved past its end when every write is fsync'd (`FileStorage::with_reserved_space` says why
-/// only then).
-pub fn open_log_file(
-    path: &Path,
-    first_sequence: u64,
-    policy: crate::aof::FsyncPolicy,
-) -> io::Result<FileStorage> {
-    let storage = FileStorage::open(path, first_sequence)?;
-    if policy == crate::aof::FsyncPolicy::Always {
-        storage.with_reserved_space()
-    } else {
-        Ok(storage)
-    }
-}
-
-pub fn log_file_name(first_sequence: u64) -> String {
-    format!("log-{first_sequence:020}.aof")
-}
-
-/// The first sequence in a log file name, if `name` is one.
-pub fn parse_log_file_name(name: &str) -> Option<u64> {
-    name.strip_prefix("log-")?
-        .strip_suffix(".aof")?
-        .parse::<u64>()
-        .ok()
-}
-
-/// The log files in `directory`, in log order.
-pub fn log_files(directory: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
-    let mut files = Vec::new();
-    for entry in fs::read_dir(directory)? {
-        let entry = entry?;
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        if let Some(first_sequence) = parse_log_file_name(name) {
-            files.push((first_sequence, entry.path()));
-        }
-    }
-    files.sort();
-    Ok(files)
-}
-
 /// Recovers the state from `config.dir`, creating the directory and an empty log if there is none.
 pub fn recover(config: &Config, random_seed: u64) -> Result<Recovered, RecoveryError> {
     let started = Instant::now();
-    fs::create_dir_all(&config.dir)
+    directory::create(&config.dir)
         .map_err(|error| io_error("cannot create the data directory", &config.dir, error))?;
-    delete_temporary_files(&config.dir);
+    directory::delete_temporary_files(&config.dir);
     let mut store = Store::new(random_seed);
     let snapshot = load_snapshot(&config.dir, &mut store, true)?;
     let files = needed_log_files(&config.dir, snapshot.as_ref(), true)?;
@@ -198,27 +157,6 @@ pub fn reload(config: &Config, through_sequence: u64) -> Result<Store, RecoveryE
         replay.file(path, *first_sequence, true, false)?;
     }
     Ok(store)
-}
-
-/// Deletes what a compaction that never finished left behind: `snapshot-*.tmp` and `MANIFEST.tmp`.
-fn delete_temporary_files(directory: &Path) {
-    let Ok(entries) = fs::read_dir(directory) else {
-        return;
-    };
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        let Some(name) = name.to_str() else { continue };
-        let temporary = name == manifest::MANIFEST_TEMPORARY_NAME
-            || (name.starts_with("snapshot-") && name.ends_with(".tmp"));
-        if temporary {
-            match fs::remove_file(entry.path()) {
-                Ok(()) => log::warn!(
-                    "deleted {name}, left by a compaction that did not finish (the state does not depend on it)"
-                ),
-                Err(error) => log::warn!("could not delete the leftover {name}: {error}"),
-            }
-        }
-    }
 }
 
 /// Loads a snapshot into `loaders` (see `Keyspace::shard_loaders`), in two passes.
@@ -318,7 +256,7 @@ fn load_snapshot(
 ) -> Result<Option<SnapshotBase>, RecoveryError> {
     let started = Instant::now();
     let manifest_path = directory.join(MANIFEST_FILE_NAME);
-    let Some(manifest) = manifest::read(directory).map_err(|message| {
+    let Some(manifest) = read_manifest(directory).map_err(|message| {
         RecoveryError(format!(
             "{message}; dibs will not start. The file was left untouched. Check it with `dibs-aof check {}`.",
             manifest_path.display()
@@ -372,18 +310,7 @@ fn load_snapshot(
         )));
     }
     if cleanup {
-        if let Ok(entries) = fs::read_dir(directory) {
-            for entry in entries.flatten() {
-                let name = entry.file_name();
-                let Some(name) = name.to_str() else { continue };
-                if parse_snapshot_file_name(name).is_some() && name != manifest.snapshot_file {
-                    match fs::remove_file(entry.path()) {
-                        Ok(()) => log::warn!("deleted {name}: the manifest names another snapshot"),
-                        Err(error) => log::warn!("could not delete {name}: {error}"),
-                    }
-                }
-            }
-        }
+        delete_snapshots_except(directory, &manifest.snapshot_file);
     }
     let elapsed = started.elapsed();
     log::info!(
@@ -422,14 +349,7 @@ fn needed_log_files(
         .count();
     for (_, path) in files.drain(..covered) {
         if cleanup {
-            match fs::remove_file(&path) {
-                Ok(()) => log::warn!(
-                    "deleted {}: every record in it is in the snapshot at sequence {}",
-                    path.display(),
-                    snapshot.sequence
-                ),
-                Err(error) => log::warn!("could not delete {}: {error}", path.display()),
-            }
+            delete_covered_log_file(&path, snapshot.sequence);
         }
     }
     Ok(files)

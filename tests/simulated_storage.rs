@@ -391,8 +391,11 @@ fn check_flipped(flipped: &[u8], run: &Run) -> Result<(), String> {
 
 fn check_recovery(image: &[u8], run: &Run, seed: u64) -> Result<(), String> {
     let dir = common::TempDir::in_memory(&format!("simulated-{seed}"));
-    std::fs::write(dir.path().join(dibs::recovery::log_file_name(1)), image)
-        .map_err(|error| error.to_string())?;
+    std::fs::write(
+        dir.path().join(dibs::aof::directory::log_file_name(1)),
+        image,
+    )
+    .map_err(|error| error.to_string())?;
     let (_, verdict) = scan(image);
     let config = dibs::config::Config::for_tests(0, dir.path().to_path_buf());
     match (dibs::recovery::recover(&config, seed), verdict) {

@@ -12,7 +12,7 @@
 //!   large collections a compaction hands over by handle, for the snapshot writer.
 //!
 //! The byte formats are in `record` and `payload`, and in `protocol.md`.
-pub mod collection_serializer;
+pub mod directory;
 pub mod manifest;
 pub mod payload;
 pub mod record;

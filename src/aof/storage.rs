@@ -47,6 +47,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
+use super::directory::sync_directory_of;
 use super::record::{file_header, FILE_HEADER_SIZE};
 use crate::limits::{LOG_RESERVE_AHEAD_BYTES, LOG_RESERVE_STEP_BYTES};
 
@@ -299,15 +300,6 @@ impl Drop for FileStorage {
             }
         }
     }
-}
-
-/// Fsyncs the directory holding `path`, so a newly created file's name survives a crash.
-pub fn sync_directory_of(path: &Path) -> io::Result<()> {
-    let directory = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    File::open(directory)?.sync_all()
 }
 
 /// How the next append of a [`FaultyStorage`] fails.
