@@ -7,11 +7,16 @@
 //! - `payload`: what one record holds: one command or a whole transaction, with the loop clock it ran with.
 //! - `storage`: the byte sink (`Storage`), on a real file or on a fault-injecting in-memory buffer.
 //! - `syncer`: the thread that appends batches and fsyncs them with group commit, and reports back.
-//! - `snapshot`: compaction's snapshot files and the thread that writes them; `manifest`: the file that
-//!   names the current snapshot (see protocol.md); `collection_serializer`: the thread that serializes the
-//!   large collections a compaction hands over by handle, for the snapshot writer.
+//! - `snapshot`: the snapshot file format and its reader; `snapshot::writer`, the thread that writes one.
+//! - `manifest`: the format of the file that names the current snapshot.
+//! - `directory`: the data directory: every file name, listing, creation, durable rename and deletion.
+//! - [`FsyncPolicy`]: when the log is fsync'd.
 //!
-//! The byte formats are in `record` and `payload`, and in `protocol.md`.
+//! The byte formats are in `record`, `payload`, `snapshot` and `manifest`, and in `protocol.md`.
+//!
+//! This layer knows bytes, files and threads, not values: it imports nothing from the store, the server,
+//! recovery or compaction, so it can be read and tested on its own. What a snapshot entry means is the
+//! store's (`store::encoding`), and compaction feeds the snapshot writer.
 pub mod directory;
 pub mod manifest;
 pub mod payload;

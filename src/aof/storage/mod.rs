@@ -116,7 +116,8 @@ impl Reserver {
     fn stop(self) {
         self.shared.stop.store(true, Ordering::Release);
         self.thread.thread().unpark();
-        // A panic in the reserving thread only ends the reservation; appends extend the file as before.
+        // A panic in the reserving thread only ends the reservation; appends then extend the file
+        // as plain appends do.
         let _ = self.thread.join();
     }
 }
