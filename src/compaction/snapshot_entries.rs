@@ -1,7 +1,7 @@
 //! A snapshot's entries: the bridge between the snapshot file format (`aof::snapshot`, which frames and
 //! checksums chunks of opaque bytes) and the store's encoding of an entry (`store::encoding`: key, expiry,
 //! type tag and the value's bytes). Start-up's loader and `dibs-aof check` read snapshots through it.
-use crate::aof::snapshot::{damage, read_snapshot_chunks, SnapshotDamage, SnapshotSummary};
+use crate::aof::snapshot::{read_snapshot_chunks, SnapshotDamage, SnapshotSummary};
 use crate::store::encoding::{read_entry, RawEntry, Reader};
 
 /// Reads and verifies a whole snapshot, handing each entry to `on_entry` in file order. Every checksum,
@@ -18,10 +18,10 @@ pub fn read_snapshot<'a>(
         while reader.remaining() > 0 {
             let entry_offset = payload_at + reader.offset();
             let entry = read_entry(&mut reader).map_err(|reason| {
-                damage(entry_offset, format!("an entry does not decode: {reason}"))
+                SnapshotDamage::at(entry_offset, format!("an entry does not decode: {reason}"))
             })?;
             on_entry(entry).map_err(|reason| {
-                damage(entry_offset, format!("an entry does not load: {reason}"))
+                SnapshotDamage::at(entry_offset, format!("an entry does not load: {reason}"))
             })?;
             entry_count += 1;
         }

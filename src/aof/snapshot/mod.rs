@@ -100,11 +100,13 @@ impl fmt::Display for SnapshotDamage {
     }
 }
 
-/// Damage at byte `offset` of the file.
-pub fn damage(offset: usize, reason: impl Into<String>) -> SnapshotDamage {
-    SnapshotDamage {
-        offset: offset as u64,
-        reason: reason.into(),
+impl SnapshotDamage {
+    /// Damage at byte `offset` of the file.
+    pub fn at(offset: usize, reason: impl Into<String>) -> SnapshotDamage {
+        SnapshotDamage {
+            offset: offset as u64,
+            reason: reason.into(),
+        }
     }
 }
 
@@ -118,17 +120,17 @@ pub fn read_snapshot_chunks<'a>(
     mut on_entries: impl FnMut(&'a [u8], usize) -> Result<u64, SnapshotDamage>,
 ) -> Result<SnapshotSummary, SnapshotDamage> {
     if bytes.len() < SNAPSHOT_HEADER_SIZE {
-        return Err(damage(
+        return Err(SnapshotDamage::at(
             bytes.len(),
             "the file is shorter than a snapshot header",
         ));
     }
     if &bytes[..8] != SNAPSHOT_MAGIC {
-        return Err(damage(0, "not a dibs snapshot (wrong magic)"));
+        return Err(SnapshotDamage::at(0, "not a dibs snapshot (wrong magic)"));
     }
     let stored_crc = u32::from_le_bytes(bytes[24..28].try_into().expect("4 bytes"));
     if crc32fast::hash(&bytes[..24]) != stored_crc {
-        return Err(damage(0, "header checksum mismatch"));
+        return Err(SnapshotDamage::at(0, "header checksum mismatch"));
     }
     let sequence = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes"));
     let now_ms = u64::from_le_bytes(bytes[16..24].try_into().expect("8 bytes"));
@@ -137,7 +139,7 @@ pub fn read_snapshot_chunks<'a>(
     let mut chunk_count = 0u64;
     loop {
         if bytes.len() - offset < CHUNK_HEADER_SIZE {
-            return Err(damage(
+            return Err(SnapshotDamage::at(
                 offset,
                 "the snapshot ends before its trailer (incomplete file)",
             ));
@@ -148,7 +150,7 @@ pub fn read_snapshot_chunks<'a>(
             u32::from_le_bytes(bytes[offset + 9..offset + 13].try_into().expect("4 bytes"));
         let payload_at = offset + CHUNK_HEADER_SIZE;
         if length > SNAPSHOT_CHUNK_SIZE_MAX || length > (bytes.len() - payload_at) as u64 {
-            return Err(damage(
+            return Err(SnapshotDamage::at(
                 offset,
                 format!("a chunk of {length} bytes runs past the end of the file"),
             ));
@@ -158,7 +160,7 @@ pub fn read_snapshot_chunks<'a>(
         hasher.update(&bytes[offset..offset + 9]);
         hasher.update(payload);
         if hasher.finalize() != stored_crc {
-            return Err(damage(offset, "chunk checksum mismatch"));
+            return Err(SnapshotDamage::at(offset, "chunk checksum mismatch"));
         }
         match kind {
             CHUNK_KIND_ENTRIES => {
@@ -167,11 +169,11 @@ pub fn read_snapshot_chunks<'a>(
             }
             CHUNK_KIND_TRAILER => {
                 if payload.len() != TRAILER_PAYLOAD_SIZE {
-                    return Err(damage(offset, "a trailer of the wrong size"));
+                    return Err(SnapshotDamage::at(offset, "a trailer of the wrong size"));
                 }
                 let expected = trailer_payload(entry_count, chunk_count);
                 if payload != expected {
-                    return Err(damage(
+                    return Err(SnapshotDamage::at(
                         offset,
                         format!(
                             "the trailer counts do not match the {entry_count} entries in {chunk_count} chunks read"
@@ -180,7 +182,7 @@ pub fn read_snapshot_chunks<'a>(
                 }
                 let end = payload_at + TRAILER_PAYLOAD_SIZE;
                 if end != bytes.len() {
-                    return Err(damage(end, "bytes after the trailer"));
+                    return Err(SnapshotDamage::at(end, "bytes after the trailer"));
                 }
                 return Ok(SnapshotSummary {
                     sequence,
@@ -190,7 +192,12 @@ pub fn read_snapshot_chunks<'a>(
                     length: bytes.len() as u64,
                 });
             }
-            other => return Err(damage(offset, format!("unknown chunk kind {other}"))),
+            other => {
+                return Err(SnapshotDamage::at(
+                    offset,
+                    format!("unknown chunk kind {other}"),
+                ))
+            }
         }
         offset = payload_at + length as usize;
     }

@@ -1,7 +1,7 @@
 //! The snapshot writer thread: it takes chunk payloads from the loop over a bounded channel (the loop
 //! stops serializing while it is full: memory stays bounded when the disk is slower) and the large
 //! collections the collection serializer serialized off the loop, frames and checksums them off the loop,
-//! and writes them to `snapshot-<S>.tmp` ([`SnapshotFile`](super::file::SnapshotFile)). Each serialized
+//! and writes them to `snapshot-<S>.tmp` (`file::SnapshotFile`: direct I/O where it can). Each serialized
 //! collection becomes a chunk of its own, written ahead of queued chunks so its memory is given back
 //! soon.
 //!
