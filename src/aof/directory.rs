@@ -5,12 +5,13 @@
 //!
 //! | Name | What it holds |
 //! |---|---|
-//! | `log-<first sequence, 20 digits>.aof` | log records from that sequence on (`aof::record`); the names sort in log order |
-//! | `snapshot-<S, 20 digits>.snap` | the state after record S (`aof::snapshot`); counts only once `MANIFEST` names it |
+//! | `log-<first sequence, 20 digits>.aof` | log records from that sequence on (`aof::record`) |
+//! | `snapshot-<S, 20 digits>.snap` | the state after record S (`aof::snapshot`), once `MANIFEST` names it |
 //! | `snapshot-<S, 20 digits>.tmp` | a snapshot being written |
-//! | `MANIFEST` | the snapshot the state starts from (`aof::manifest`); none means replay every log from sequence 1 |
+//! | `MANIFEST` | the snapshot the state starts from (`aof::manifest`) |
 //! | `MANIFEST.tmp` | a manifest being written |
 //!
+//! Log file names sort in log order. No `MANIFEST` means no snapshot: replay every log from sequence 1.
 //! Any other file is ignored and left alone.
 //!
 //! # Durability
