@@ -216,7 +216,11 @@ fn replay(criterion: &mut Criterion) {
             mutations.take_payload().expect("payload"),
         );
     }
-    std::fs::write(directory.join(dibs::recovery::log_file_name(1)), &file).expect("write log");
+    std::fs::write(
+        directory.join(dibs::aof::directory::log_file_name(1)),
+        &file,
+    )
+    .expect("write log");
     let config = dibs::config::Config::for_tests(0, directory.clone());
     let mut group = criterion.benchmark_group("replay");
     group.sample_size(10);

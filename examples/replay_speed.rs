@@ -7,10 +7,11 @@
 //! The target is at least 2 million records per second in release mode.
 use std::time::Instant;
 
+use dibs::aof::directory::log_file_name;
 use dibs::aof::payload::encode_payload;
 use dibs::aof::record::{encode_record, file_header};
 use dibs::config::Config;
-use dibs::recovery::{log_file_name, recover};
+use dibs::recovery::recover;
 
 /// Distinct counters the INCR records spread over.
 const COUNTERS: u64 = 1000;

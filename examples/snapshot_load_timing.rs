@@ -3,7 +3,7 @@
 //! Usage: cargo run --release --example snapshot_load_timing -- FILE.snap
 use std::time::Instant;
 
-use dibs::aof::snapshot::read_snapshot;
+use dibs::compaction::snapshot_entries::read_snapshot;
 use dibs::store::encoding::decode_value;
 use dibs::store::Store;
 

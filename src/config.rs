@@ -2,30 +2,33 @@
 
 use std::path::PathBuf;
 
+use clap::builder::PossibleValue;
 use clap::{Parser, ValueEnum};
 
-use crate::journal::Policy;
+use crate::aof::FsyncPolicy;
 use crate::limits;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum AppendFsync {
-    /// Sync every write before any reply that depends on it (group commit keeps it fast). Loses nothing
-    /// acknowledged.
-    Always,
-    /// Sync at most a second behind; replies are not held. A crash may lose the last second.
-    Everysec,
-    /// Never sync; the OS writes back when it likes. A crash may lose what the OS had not written (about
-    /// 30 seconds on Linux by default).
-    No,
-}
+/// `--appendfsync` takes the policy's own names; each value's help is what `--help` lists.
+impl ValueEnum for FsyncPolicy {
+    fn value_variants<'a>() -> &'a [Self] {
+        &FsyncPolicy::ALL
+    }
 
-impl AppendFsync {
-    pub fn policy(self) -> Policy {
-        match self {
-            AppendFsync::Always => Policy::Always,
-            AppendFsync::Everysec => Policy::EverySecond,
-            AppendFsync::No => Policy::No,
-        }
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        let help = match self {
+            FsyncPolicy::Always => {
+                "Sync every write before any reply that depends on it (group commit keeps it fast). \
+                 Loses nothing acknowledged"
+            }
+            FsyncPolicy::EverySecond => {
+                "Sync at most a second behind; replies are not held. A crash may lose the last second"
+            }
+            FsyncPolicy::No => {
+                "Never sync; the OS writes back when it likes. A crash may lose what the OS had not \
+                 written (about 30 seconds on Linux by default)"
+            }
+        };
+        Some(PossibleValue::new(self.name()).help(help))
     }
 }
 
@@ -60,7 +63,7 @@ pub struct Config {
     /// When the log is synced to disk: `always` (no acknowledged write is ever lost), `everysec` (up to
     /// a second lost on a crash) or `no` (the OS decides).
     #[arg(long, value_enum, default_value = "always")]
-    pub appendfsync: AppendFsync,
+    pub appendfsync: FsyncPolicy,
 
     /// Require clients to AUTH with this password.
     #[arg(long)]

@@ -6,37 +6,11 @@
 //! learns of durability from the syncer's reports and releases the replies that were waiting for it.
 
 use crate::aof::record;
-use crate::aof::syncer::{
-    Batch, FsyncPolicy, Rotation, SyncReport, SyncerHandle, SyncerStatisticsSnapshot,
-};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Policy {
-    Always,
-    EverySecond,
-    No,
-}
-
-impl Policy {
-    pub fn name(self) -> &'static str {
-        match self {
-            Policy::Always => "always",
-            Policy::EverySecond => "everysec",
-            Policy::No => "no",
-        }
-    }
-
-    fn syncer_policy(self) -> FsyncPolicy {
-        match self {
-            Policy::Always => FsyncPolicy::Always,
-            Policy::EverySecond => FsyncPolicy::EverySecond,
-            Policy::No => FsyncPolicy::No,
-        }
-    }
-}
+use crate::aof::syncer::{Batch, Rotation, SyncReport, SyncerHandle, SyncerStatisticsSnapshot};
+use crate::aof::FsyncPolicy;
 
 pub struct Journal {
-    pub policy: Policy,
+    pub policy: FsyncPolicy,
     /// Sequence number of the next record.
     next_sequence: u64,
     durable_sequence: u64,
@@ -72,7 +46,7 @@ impl Journal {
     /// A journal that keeps nothing: every record counts as durable at once (`--appendonly no`).
     pub fn disabled(next_sequence: u64) -> Journal {
         Journal {
-            policy: Policy::No,
+            policy: FsyncPolicy::No,
             next_sequence,
             durable_sequence: next_sequence - 1,
             batch: Vec::new(),
@@ -87,7 +61,7 @@ impl Journal {
     }
 
     /// A journal writing through `syncer`, whose file holds every record before `next_sequence`.
-    pub fn new(policy: Policy, next_sequence: u64, syncer: SyncerHandle) -> Journal {
+    pub fn new(policy: FsyncPolicy, next_sequence: u64, syncer: SyncerHandle) -> Journal {
         Journal {
             policy,
             next_sequence,
@@ -101,10 +75,6 @@ impl Journal {
             rotation_outcome: None,
             log_first_sequence: next_sequence,
         }
-    }
-
-    pub fn fsync_policy(policy: Policy) -> FsyncPolicy {
-        policy.syncer_policy()
     }
 
     pub fn is_enabled(&self) -> bool {
@@ -142,7 +112,7 @@ impl Journal {
     /// and the server has rebuilt the store from the durable records (`Server::fail_held`), so a read shows
     /// only durable state. Replies made before the failure was learned were failed by that same call.
     pub fn reply_requirement(&self) -> u64 {
-        if self.policy == Policy::Always && self.syncer.is_some() && self.failure.is_none() {
+        if self.policy == FsyncPolicy::Always && self.syncer.is_some() && self.failure.is_none() {
             self.last_sequence()
         } else {
             0
@@ -164,7 +134,7 @@ impl Journal {
         if self.batch.is_empty() {
             return Progress::Nothing;
         }
-        if self.policy != Policy::Always
+        if self.policy != FsyncPolicy::Always
             && self.batch.len() < RELAXED_SUBMIT_SIZE
             && now_ms < self.last_submit_ms + RELAXED_SUBMIT_INTERVAL_MS
         {

@@ -36,7 +36,7 @@ fn run(config: Config) -> Result<(), String> {
         } else {
             "no"
         },
-        config.appendfsync.policy().name()
+        config.appendfsync.name()
     );
     let seed = system_time_ms() ^ (u64::from(std::process::id()) << 32);
     let recovered = dibs::recovery::recover(&config, seed).map_err(|error| error.to_string())?;
@@ -58,11 +58,11 @@ fn run(config: Config) -> Result<(), String> {
     );
     let journal = match recovered.storage {
         Some(storage) => {
-            let policy = config.appendfsync.policy();
+            let policy = config.appendfsync;
             let notify_waker = waker.clone();
             let syncer = Syncer::spawn(
                 Box::new(storage),
-                Journal::fsync_policy(policy),
+                policy,
                 recovered.next_sequence - 1,
                 move || {
                     let _ = notify_waker.wake();

@@ -43,9 +43,9 @@ fn count(change: i64) {
 /// Why: glibc raises this threshold by itself each time such a mapping is freed, and after that it serves
 /// large buffers from the heap, which seldom shrinks. A compaction streams the whole data set through
 /// 1 MiB buffers and the snapshot writer's serialization buffers; with the moving threshold every
-/// compaction left about its snapshot's size of freed heap resident (the likes benchmark: 19 bytes a like
-/// instead of 14.5 after two automatic compactions, with the same `used_memory`). A fixed threshold also
-/// fixes the heap trim threshold (at twice this), so freed memory at the top of the heap goes back too.
+/// compaction leaves about its snapshot's size of freed heap resident, while `used_memory` stays the
+/// same. A fixed threshold also fixes the heap trim threshold (at twice this), so freed memory at the top
+/// of the heap goes back too.
 const MMAP_THRESHOLD_BYTES: libc::c_int = 256 * 1024;
 
 /// Sets the allocator's fixed thresholds (see `MMAP_THRESHOLD_BYTES`). Call once, first thing in `main`.
@@ -118,8 +118,8 @@ pub fn cpu_seconds() -> (f64, f64) {
 }
 
 /// CPU time the calling thread has used (CLOCK_THREAD_CPUTIME_ID). Beside wall time it tells a pause the
-/// loop spent working from one where the kernel ran other threads instead (2 cores shared with the syncer,
-/// the snapshot writer and benchmark clients).
+/// loop spent working from one where the kernel ran other threads instead (the syncer, the snapshot
+/// writer, other processes).
 pub fn thread_cpu_time() -> std::time::Duration {
     let mut time = libc::timespec {
         tv_sec: 0,

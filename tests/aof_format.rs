@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use dibs::aof::payload::encode_payload;
 use dibs::aof::record::{encode_record, file_header, scan, ScanVerdict};
 use dibs::aof::storage::{FileStorage, Storage};
-use dibs::aof::syncer::{Batch, FsyncPolicy, SyncReport, Syncer};
+use dibs::aof::syncer::{Batch, SyncReport, Syncer};
+use dibs::aof::FsyncPolicy;
 
 /// A directory under the system's temporary directory, removed when dropped.
 struct TemporaryDirectory {

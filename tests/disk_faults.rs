@@ -19,8 +19,9 @@ use std::time::{Duration, Instant};
 use common::{strace_usable, wait_until, RawClient, Server, TempDir};
 use dibs::aof::storage::{FileStorage, Storage};
 use dibs::aof::syncer::Syncer;
+use dibs::aof::FsyncPolicy;
 use dibs::config::Config;
-use dibs::journal::{Journal, Policy};
+use dibs::journal::Journal;
 use mio::{Poll, Token, Waker};
 
 /// The delay strace puts before every fsync and fdatasync.
@@ -295,13 +296,13 @@ impl InProcessServer {
         let notify_waker = Arc::clone(&waker);
         let syncer = Syncer::spawn(
             Box::new(storage),
-            Journal::fsync_policy(Policy::Always),
+            FsyncPolicy::Always,
             recovered.next_sequence - 1,
             move || {
                 let _ = notify_waker.wake();
             },
         );
-        let journal = Journal::new(Policy::Always, recovered.next_sequence, syncer);
+        let journal = Journal::new(FsyncPolicy::Always, recovered.next_sequence, syncer);
         let mut server = dibs::server::Server::bind(
             config,
             recovered.store,

@@ -9,11 +9,12 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::{run_to_exit, Server, TempDir};
+use dibs::aof::directory::log_files;
 use dibs::aof::payload::decode_payload;
 use dibs::aof::record::{scan, ScanVerdict};
 use dibs::config::Config;
 use dibs::dispatch::{self, Handler};
-use dibs::recovery::{log_files, recover};
+use dibs::recovery::recover;
 use dibs::resp::Reply;
 use dibs::store::{Mutations, Store};
 use redis::Commands;

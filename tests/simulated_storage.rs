@@ -23,7 +23,8 @@ mod common;
 use dibs::aof::payload::{decode_payload, encode_payload};
 use dibs::aof::record::{encode_record, file_header, scan, ScanVerdict, FILE_HEADER_SIZE};
 use dibs::aof::storage::{AppendFault, FaultyStorage, FaultyStorageControl};
-use dibs::aof::syncer::{Batch, FsyncPolicy, SyncReport, Syncer, SyncerHandle};
+use dibs::aof::syncer::{Batch, SyncReport, Syncer, SyncerHandle};
+use dibs::aof::FsyncPolicy;
 use std::time::{Duration, Instant};
 
 const SEEDS_DEFAULT: u64 = 3000;
@@ -390,8 +391,11 @@ fn check_flipped(flipped: &[u8], run: &Run) -> Result<(), String> {
 
 fn check_recovery(image: &[u8], run: &Run, seed: u64) -> Result<(), String> {
     let dir = common::TempDir::in_memory(&format!("simulated-{seed}"));
-    std::fs::write(dir.path().join(dibs::recovery::log_file_name(1)), image)
-        .map_err(|error| error.to_string())?;
+    std::fs::write(
+        dir.path().join(dibs::aof::directory::log_file_name(1)),
+        image,
+    )
+    .map_err(|error| error.to_string())?;
     let (_, verdict) = scan(image);
     let config = dibs::config::Config::for_tests(0, dir.path().to_path_buf());
     match (dibs::recovery::recover(&config, seed), verdict) {

@@ -16,19 +16,12 @@
 //! guess, since a wrong manifest could silently drop or double-apply records.
 //!
 //! # Durability
-//! [`write_durably`] writes `MANIFEST.tmp`, fsyncs it, renames it over `MANIFEST` and fsyncs the
-//! directory. rename is atomic, so after a crash `MANIFEST` is the old one or the new one, whole; a leftover
-//! `MANIFEST.tmp` is deleted at start. No manifest at all means no snapshot: replay every log from
-//! sequence 1, as before compaction existed.
-use std::fs::{self, File};
-use std::io::{self, Write};
-use std::path::Path;
+//! `aof::directory` reads and writes it: [`write_manifest`](super::directory::write_manifest) writes
+//! `MANIFEST.tmp`, fsyncs it, renames it over `MANIFEST` and fsyncs the directory. rename is atomic, so after
+//! a crash `MANIFEST` is the old one or the new one, whole; a leftover `MANIFEST.tmp` is deleted at start.
+//! No manifest at all means no snapshot: replay every log from sequence 1.
+use super::directory::snapshot_file_name;
 
-use super::snapshot::snapshot_file_name;
-use super::storage::sync_directory_of;
-
-pub const MANIFEST_FILE_NAME: &str = "MANIFEST";
-pub const MANIFEST_TEMPORARY_NAME: &str = "MANIFEST.tmp";
 const MANIFEST_VERSION_LINE: &str = "dibs-manifest 1";
 /// A manifest is four short lines; anything longer is not one.
 const MANIFEST_SIZE_MAX: usize = 256;
@@ -98,31 +91,6 @@ impl Manifest {
             snapshot_file,
         })
     }
-}
-
-/// Replaces the directory's manifest atomically and durably (see the module documentation).
-pub fn write_durably(directory: &Path, manifest: &Manifest) -> io::Result<()> {
-    let temporary = directory.join(MANIFEST_TEMPORARY_NAME);
-    let mut file = File::create(&temporary)?;
-    file.write_all(&manifest.encode())?;
-    file.sync_all()?;
-    drop(file);
-    let path = directory.join(MANIFEST_FILE_NAME);
-    fs::rename(&temporary, &path)?;
-    sync_directory_of(&path)
-}
-
-/// The directory's manifest: `Ok(None)` when there is none, `Err` when it is unreadable or damaged.
-pub fn read(directory: &Path) -> Result<Option<Manifest>, String> {
-    let path = directory.join(MANIFEST_FILE_NAME);
-    let bytes = match fs::read(&path) {
-        Ok(bytes) => bytes,
-        Err(error) if error.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(error) => return Err(format!("cannot read {}: {error}", path.display())),
-    };
-    Manifest::parse(&bytes)
-        .map(Some)
-        .map_err(|reason| format!("the manifest {} is damaged: {reason}", path.display()))
 }
 
 #[cfg(test)]

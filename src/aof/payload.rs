@@ -15,6 +15,12 @@
 //!     bytes                    `length` bytes, binary-safe
 //! ```
 //!
+//! # Encoding
+//! One builder: [`begin_payload`], then [`append_command`] per command, then [`set_command_count`]. The
+//! command layer's `Mutations` builds each unit's payload in place with it as commands run, in a buffer
+//! reused from one unit to the next; [`encode_payload`] is the same builder in one call, for callers that
+//! have every command at hand (tests, tools).
+//!
 //! The record around the payload carries its length and checksum, so decoding a payload whose record
 //! checked out fails only on a bug or on a log written by a different format version; [`decode_payload`]
 //! still treats every input as hostile: it never panics, and never allocates more than the input can fill.
@@ -22,58 +28,6 @@ use std::fmt;
 
 /// Bytes of `now_ms` plus `command_count`.
 const PAYLOAD_PREFIX_SIZE: usize = 12;
-
-/// Builds a payload at the end of a buffer (typically right after [`super::record::begin_record`]), with no
-/// intermediate copies.
-#[derive(Debug)]
-pub struct PayloadWriter<'a> {
-    out: &'a mut Vec<u8>,
-    /// Where `command_count` sits in `out`, to patch in [`PayloadWriter::finish`].
-    command_count_offset: usize,
-    command_count: u32,
-}
-
-impl<'a> PayloadWriter<'a> {
-    /// Starts a payload for commands that ran with the loop clock at `now_ms`.
-    pub fn begin(out: &'a mut Vec<u8>, now_ms: u64) -> PayloadWriter<'a> {
-        out.extend_from_slice(&now_ms.to_le_bytes());
-        let command_count_offset = out.len();
-        out.extend_from_slice(&0u32.to_le_bytes());
-        PayloadWriter {
-            out,
-            command_count_offset,
-            command_count: 0,
-        }
-    }
-
-    /// Appends one command: its name, then its arguments. Accepts `&[&[u8]]`, `Vec<Bytes>`, an iterator of
-    /// slices, anything whose items are byte slices.
-    ///
-    /// Panics on a command with no arguments or an argument over 4 GiB: the command layer never produces
-    /// either, and the decoder would reject the first.
-    pub fn push_command<I>(&mut self, arguments: I)
-    where
-        I: IntoIterator,
-        I::Item: AsRef<[u8]>,
-    {
-        append_command(self.out, arguments);
-        self.command_count = self
-            .command_count
-            .checked_add(1)
-            .expect("command count over u32");
-    }
-
-    /// Patches in the command count; returns it.
-    pub fn finish(self) -> u32 {
-        assert!(
-            self.command_count >= 1,
-            "a logged unit has at least one command"
-        );
-        let offset = self.command_count_offset;
-        self.out[offset..offset + 4].copy_from_slice(&self.command_count.to_le_bytes());
-        self.command_count
-    }
-}
 
 /// Appends one command (`argument_count`, then each argument's length and bytes) to a payload being built
 /// in `out`. The caller counts commands and patches the count with [`set_command_count`].
@@ -108,6 +62,10 @@ where
 /// Starts a payload in `out` (cleared first): `now_ms` and a command count of 0 to patch later.
 pub fn begin_payload(out: &mut Vec<u8>, now_ms: u64) {
     out.clear();
+    append_prefix(out, now_ms);
+}
+
+fn append_prefix(out: &mut Vec<u8>, now_ms: u64) {
     out.extend_from_slice(&now_ms.to_le_bytes());
     out.extend_from_slice(&0u32.to_le_bytes());
 }
@@ -117,18 +75,27 @@ pub fn set_command_count(payload: &mut [u8], command_count: u32) {
     payload[8..PAYLOAD_PREFIX_SIZE].copy_from_slice(&command_count.to_le_bytes());
 }
 
-/// Appends the payload of `commands`, run at `now_ms`, in one call.
+/// Appends the payload of `commands`, run at `now_ms`, in one call, after whatever `out` holds: the
+/// builder above ([`append_command`], [`set_command_count`]) for callers that have every command at hand.
+///
+/// Panics when `commands` is empty: a logged unit has at least one command.
 pub fn encode_payload<C, A>(out: &mut Vec<u8>, now_ms: u64, commands: C)
 where
     C: IntoIterator,
     C::Item: IntoIterator<Item = A>,
     A: AsRef<[u8]>,
 {
-    let mut writer = PayloadWriter::begin(out, now_ms);
+    let start = out.len();
+    append_prefix(out, now_ms);
+    let mut command_count: u32 = 0;
     for command in commands {
-        writer.push_command(command);
+        append_command(out, command);
+        command_count = command_count
+            .checked_add(1)
+            .expect("command count over u32");
     }
-    writer.finish();
+    assert!(command_count >= 1, "a logged unit has at least one command");
+    set_command_count(&mut out[start..], command_count);
 }
 
 /// A decoded payload, borrowing its arguments from the record.
@@ -313,15 +280,34 @@ mod tests {
     }
 
     #[test]
-    fn writer_appends_after_existing_bytes() {
+    fn encoding_appends_after_existing_bytes() {
         let mut out = b"prefix".to_vec();
-        let mut writer = PayloadWriter::begin(&mut out, 9);
-        writer.push_command([b"MULTI".as_slice()].iter());
-        writer.push_command(vec![b"INCR".to_vec(), b"n".to_vec()]);
-        assert_eq!(writer.finish(), 2);
+        let commands = [
+            vec![b"MULTI".to_vec()],
+            vec![b"INCR".to_vec(), b"n".to_vec()],
+        ];
+        encode_payload(&mut out, 9, &commands);
+        assert_eq!(&out[..6], b"prefix");
         let payload = decode_payload(&out[6..]).unwrap();
         assert_eq!(payload.commands.len(), 2);
         assert_eq!(payload.commands[1], vec![b"INCR".as_slice(), b"n"]);
+    }
+
+    #[test]
+    fn the_builder_and_the_one_call_encode_the_same_bytes() {
+        let commands = [
+            vec![b"SET".as_slice(), b"k", b"v"],
+            vec![b"DEL".as_slice(), b"j"],
+        ];
+        let mut built = b"reused".to_vec();
+        begin_payload(&mut built, 77);
+        for command in &commands {
+            append_command(&mut built, command);
+        }
+        set_command_count(&mut built, commands.len() as u32);
+        let mut encoded = Vec::new();
+        encode_payload(&mut encoded, 77, &commands);
+        assert_eq!(built, encoded);
     }
 
     #[test]

@@ -165,7 +165,7 @@ fn check_snapshot(path: &Path, bytes: &[u8]) -> io::Result<u8> {
     writeln!(out, "file: {} (snapshot)", path.display())?;
     writeln!(out, "size: {} bytes", bytes.len())?;
     let mut by_type: std::collections::BTreeMap<u8, u64> = std::collections::BTreeMap::new();
-    let verdict = dibs::aof::snapshot::read_snapshot(bytes, |entry| {
+    let verdict = dibs::compaction::snapshot_entries::read_snapshot(bytes, |entry| {
         dibs::store::encoding::decode_value(entry.tag, entry.value)?;
         *by_type.entry(entry.tag).or_default() += 1;
         Ok(())
@@ -245,7 +245,7 @@ fn check(path: &Path) -> io::Result<u8> {
         .file_name()
         .map(|name| name.to_string_lossy().into_owned())
         .unwrap_or_default();
-    if name == dibs::aof::manifest::MANIFEST_FILE_NAME {
+    if name == dibs::aof::directory::MANIFEST_FILE_NAME {
         return check_manifest(path);
     }
     let mapped = MappedFile::open(path)?;

@@ -9,7 +9,7 @@
 //! `SNAPSHOT_STEP_BUDGET` of it (the keyspace checks the clock every 64 entries) and stops early while the
 //! writer's bounded queue is full. Large collections (`SNAPSHOT_SHARE_ELEMENTS_MIN` elements or more) are
 //! not serialized here at all: the keyspace hands them over by handle to the collection serializer thread
-//! (`aof::collection_serializer`, at the loop's priority, so that a command waiting for one waits for its
+//! (`collection_serializer`, at the loop's priority, so that a command waiting for one waits for its
 //! serialization only), which passes the bytes to the writer; so a step's cost does not depend on how big
 //! a value is, and smaller ones take microseconds. Entries changed in between are serialized by the
 //! keyspace's copy-on-write hook, one entry at a time. So the longest pause compaction adds is about
@@ -21,24 +21,36 @@
 //! A start is only ever *scheduled* by a command (BGREWRITEAOF, the automatic trigger) and happens in
 //! [`Compaction::step`], between loop iterations' commands, where no transaction is half-applied: the
 //! keyspace then is exactly the state after record S, which is what the snapshot must hold.
+//!
+//! # Layout
+//! - this module: [`Compaction`], the loop's state machine (start, step, finish, fail) and the triggers.
+//! - `snapshot_writer`: the loop's end of the writer thread (`aof::snapshot::writer`) and of the collection
+//!   serializer.
+//! - `collection_serializer`: the thread that serializes large collections handed over by handle.
+//! - `snapshot_entries`: a snapshot's entries, read through the store's encoding (start-up, tools).
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use mio::Waker;
 
-use crate::aof::collection_serializer::KeptBuffer;
+use crate::aof::directory::{log_file_name, open_log_file};
 use crate::aof::record::FILE_HEADER_SIZE;
-use crate::aof::snapshot::{SnapshotChunk, SnapshotWriter, WriterReport, SNAPSHOT_CHUNK_SIZE};
+use crate::aof::snapshot::writer::{SnapshotChunk, WriterReport};
+use crate::aof::snapshot::SNAPSHOT_CHUNK_SIZE;
 use crate::aof::storage::Storage;
 use crate::journal::Journal;
-use crate::recovery::{log_file_name, open_log_file};
 use crate::store::Store;
+use collection_serializer::KeptBuffer;
+use snapshot_writer::SnapshotWriter;
+
+pub mod collection_serializer;
+pub mod snapshot_entries;
+pub mod snapshot_writer;
 
 /// The most serialization one loop iteration does. Every reply the iteration sends waits for it, so it is
-/// short: at 1 ms the p99 reply latency during a compaction was 3.6-4.0 ms, at 250 µs 1.7-2.2 ms (1.0-1.3
-/// ms without a compaction), and the compaction of 5 M keys took no longer (0.7-1.3 s either way): under
-/// load the loop iterates often enough that the walk keeps up with the writer.
+/// short; under load the loop iterates often enough that the walk still keeps up with the writer, so a
+/// shorter step does not make a compaction take longer.
 pub const SNAPSHOT_STEP_BUDGET: Duration = Duration::from_micros(250);
 
 /// Redis's `auto-aof-rewrite-percentage` and `auto-aof-rewrite-min-size`.
@@ -288,8 +300,8 @@ impl Compaction {
         self.advance(store, journal, || Instant::now() < deadline, false);
     }
 
-    /// SAVE: a whole compaction now, serializing everything in one go (a pause proportional to the data:
-    /// about a second per few million small keys) and waiting for the disk.
+    /// SAVE: a whole compaction now, serializing everything in one go (a pause proportional to the data)
+    /// and waiting for the disk.
     pub fn save(
         &mut self,
         store: &mut Store,

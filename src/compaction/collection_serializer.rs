@@ -5,15 +5,12 @@
 //! A command that changes a collection the snapshot still holds by handle waits until the handle is dropped
 //! (`Server::waits_for_snapshot`); every client of that collection waits with it. The snapshot writer thread
 //! runs at nice 10 so that its checksums and copies never take a core from the loop, and it may be in the
-//! middle of a 1 MiB direct write or another collection when a command starts waiting. When the writer
-//! serialized collections itself, such waits for a coupon of 260,000 holders were 13.7-29 ms on a quiet
-//! 2-vCPU machine and 6.5-34 ms on a busy one: most of it was the nice-10 thread waiting for a core. This
-//! thread runs at the loop's priority and does nothing but serialize (no I/O): each handle is dropped the
-//! moment its bytes exist, and the bytes go to the writer, which frames, checksums and writes them like any
-//! other chunk in its own time. The bytes are exactly those the writer produced before
-//! ([`SharedEntry::encode`], one entry per chunk), so the snapshot format does not change. Its CPU is only
-//! that of the large collections (`SNAPSHOT_SHARE_ELEMENTS_MIN` elements or more), the same work the writer
-//! did, now done without waiting behind everything else.
+//! middle of a direct write or another collection when a command starts waiting: a wait behind it would be
+//! mostly a low-priority thread waiting for a core. This thread runs at the loop's priority and does
+//! nothing but serialize (no I/O): each handle is dropped the moment its bytes exist, and the bytes go to
+//! the writer, which frames, checksums and writes them like any other chunk in its own time, one entry per
+//! chunk ([`SharedEntry::encode`]). Its CPU is only that of the large collections
+//! (`SNAPSHOT_SHARE_ELEMENTS_MIN` elements or more).
 //!
 //! # Order
 //! Collections handed over for a command that waits for them ([`HandedOver::wanted`]) go to the front of the
@@ -23,13 +20,12 @@
 //! command.)
 //!
 //! # A warm buffer
-//! Half of a large collection's serialization was the kernel's: a fresh buffer of 10-15 MB (a coupon of
-//! 320,000-440,000 holders) takes a page fault per 4 KiB page, about as long as the encoding itself (4 ms
-//! against 8-10 ms for 320,000 holders on this 2-vCPU machine). So one buffer is kept from one collection
-//! to the next and from one compaction to the next ([`KeptBuffer`]), the largest one that was used, up to
-//! `SNAPSHOT_COLLECTION_BUFFER_KEPT_MAX` bytes: a compaction's first large collection, usually the one a
-//! command waits for, is serialized into memory that is already there. The cost is that memory staying
-//! allocated (INFO `used_memory` counts it) once a compaction has met a large collection.
+//! A fresh buffer of many megabytes takes a page fault per 4 KiB page, which costs about as much as the
+//! encoding itself. So one buffer is kept from one collection to the next and from one compaction to the
+//! next ([`KeptBuffer`]), the largest one that was used, up to `SNAPSHOT_COLLECTION_BUFFER_KEPT_MAX` bytes:
+//! a compaction's first large collection, usually the one a command waits for, is serialized into memory
+//! that is already there. The cost is that memory staying allocated (INFO `used_memory` counts it) once a
+//! compaction has met a large collection.
 //!
 //! # Bounds
 //! The queue of handles costs no memory beyond the handles (at most one per collection in the snapshot; the
@@ -48,6 +44,7 @@ use std::sync::{Arc, Condvar, Mutex};
 
 use crossbeam_channel::{Receiver, Sender};
 
+use crate::aof::snapshot::writer::SerializerOutput;
 use crate::limits::{SNAPSHOT_COLLECTION_BUFFER_KEPT_MAX, SNAPSHOT_COLLECTION_BYTES_QUEUED_MAX};
 use crate::store::encoding::SharedEntry;
 use crate::store::keyspace::HandedOver;
@@ -85,16 +82,6 @@ impl KeptBuffer {
     fn capacity(&self) -> usize {
         self.0.lock().expect("the kept buffer lock").capacity()
     }
-}
-
-/// What the serializer sends the writer.
-#[derive(Debug)]
-pub enum SerializerOutput {
-    /// One collection's entry bytes ([`SharedEntry::encode`]), to write as a chunk of its own and give back.
-    Entry(Vec<u8>),
-    /// Every collection handed over is serialized and sent; nothing follows. Without it (the thread ended
-    /// because the snapshot was abandoned or the writer failed) the snapshot is incomplete.
-    AllSerialized,
 }
 
 /// What [`CollectionQueue::next`] found.
