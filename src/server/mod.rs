@@ -13,6 +13,8 @@
 //! Commands run one at a time on this thread, which is what makes check-then-act commands atomic without
 //! locks. The only other thread is the syncer, reached through channels.
 
+mod introspection;
+
 use std::io::{self, Write};
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
@@ -45,6 +47,15 @@ struct Stats {
     input_bytes: u64,
     output_bytes: u64,
     replies_failed_by_log: u64,
+    /// The longest loop iteration seen, for INFO (reset by CONFIG RESETSTAT).
+    loop_iteration_max: Duration,
+    /// The most CPU time the loop thread used in one iteration: a wall-clock maximum far above it means
+    /// the thread was waiting for a core, not working.
+    loop_iteration_cpu_max: Duration,
+    /// Commands that waited for the snapshot writer to let go of a value they change, and the longest
+    /// such wait, for INFO (the maximum is reset by CONFIG RESETSTAT).
+    commands_waited: u64,
+    command_wait_max: Duration,
 }
 
 /// Settings CONFIG SET may change while running.
@@ -256,13 +267,13 @@ impl Server {
             }
             self.flush_pending();
             let iteration = iteration_started.elapsed();
-            if iteration > self.compaction.loop_iteration_max {
-                self.compaction.loop_iteration_max = iteration;
+            if iteration > self.stats.loop_iteration_max {
+                self.stats.loop_iteration_max = iteration;
             }
             let iteration_cpu =
                 crate::memory::thread_cpu_time().saturating_sub(iteration_cpu_started);
-            if iteration_cpu > self.compaction.loop_iteration_cpu_max {
-                self.compaction.loop_iteration_cpu_max = iteration_cpu;
+            if iteration_cpu > self.stats.loop_iteration_cpu_max {
+                self.stats.loop_iteration_cpu_max = iteration_cpu;
             }
         }
         self.journal.shut_down();
@@ -752,13 +763,12 @@ impl Server {
         if self.waits_for_snapshot(connection, spec, arguments) {
             if connection.waiting_for_snapshot_since.is_none() {
                 connection.waiting_for_snapshot_since = Some(Instant::now());
-                self.compaction.commands_waited += 1;
+                self.stats.commands_waited += 1;
             }
             return After::WaitForSnapshot;
         }
         if let Some(since) = connection.waiting_for_snapshot_since.take() {
-            self.compaction.command_wait_max =
-                self.compaction.command_wait_max.max(since.elapsed());
+            self.stats.command_wait_max = self.stats.command_wait_max.max(since.elapsed());
         }
         self.stats.commands_processed += 1;
         if spec.is_write() && self.journal.failure.is_some() {
@@ -877,8 +887,8 @@ impl Server {
                 None => store::not_an_integer(),
             },
             ServerCommand::Client => self.client(connection, arguments),
-            ServerCommand::Command => crate::introspection::command(arguments),
-            ServerCommand::Config => self.config_command(arguments),
+            ServerCommand::Command => introspection::command(arguments),
+            ServerCommand::Config => self.config(arguments),
             ServerCommand::Info => Reply::Verbatim("txt", self.info(arguments).into()),
             ServerCommand::Shutdown => {
                 log::info!(
@@ -1240,14 +1250,6 @@ impl Server {
         Reply::Raw(encoded)
     }
 
-    fn config_command(&mut self, arguments: &[&[u8]]) -> Reply {
-        crate::introspection::config(self, arguments)
-    }
-
-    fn info(&self, arguments: &[&[u8]]) -> String {
-        crate::introspection::info(self, arguments)
-    }
-
     // --- Expiry ---
 
     /// Deletes keys whose time has come, a bounded number per iteration; the deletions form one record.
@@ -1300,55 +1302,4 @@ fn validate_client_name(name: &[u8]) -> Result<(), Reply> {
         ));
     }
     Ok(())
-}
-
-/// Read access for INFO and CONFIG, which live in `introspection`.
-impl Server {
-    pub(crate) fn introspection_view(&self) -> crate::introspection::View<'_> {
-        crate::introspection::View {
-            config: &self.config,
-            requirepass: self.settings.requirepass.as_deref(),
-            maxclients: self.settings.maxclients,
-            output_buffer_limit: self.settings.output_buffer_limit,
-            protected_mode: self.settings.protected_mode,
-            local_address: self.local_address,
-            uptime: self.started_at.elapsed(),
-            connection_count: self.connection_count,
-            store: &self.store,
-            journal: &self.journal,
-            commands_processed: self.stats.commands_processed,
-            connections_received: self.stats.connections_received,
-            connections_rejected: self.stats.connections_rejected,
-            output_limit_disconnections: self.stats.output_limit_disconnections,
-            input_bytes: self.stats.input_bytes,
-            output_bytes: self.stats.output_bytes,
-            replies_failed_by_log: self.stats.replies_failed_by_log,
-            last_sync_at_ms: self.last_sync_at_ms,
-            holding_count: self.holding.len(),
-            compaction: &self.compaction,
-        }
-    }
-
-    pub(crate) fn reset_statistics(&mut self) {
-        self.compaction.loop_iteration_max = Duration::ZERO;
-        self.compaction.loop_iteration_cpu_max = Duration::ZERO;
-        self.compaction.command_wait_max = Duration::ZERO;
-        self.journal.reset_statistics_max();
-    }
-
-    pub(crate) fn set_requirepass(&mut self, password: Option<String>) {
-        self.settings.requirepass = password;
-    }
-
-    pub(crate) fn set_maxclients(&mut self, maxclients: usize) {
-        self.settings.maxclients = maxclients;
-    }
-
-    pub(crate) fn set_output_buffer_limit(&mut self, limit: usize) {
-        self.settings.output_buffer_limit = limit;
-    }
-
-    pub(crate) fn set_protected_mode(&mut self, enabled: bool) {
-        self.settings.protected_mode = enabled;
-    }
 }
