@@ -28,6 +28,7 @@ use crate::clock::system_time_ms;
 use crate::compaction::{Compaction, Triggers};
 use crate::config::{Config, YesNo};
 use crate::connection::{Connection, ReadOutcome, WatchedKey};
+use crate::dispatch::admission::{self, Admission, Caller, ServerState};
 use crate::dispatch::{self, CommandSpec, Handler, ServerCommand};
 use crate::journal::{Journal, Progress};
 use crate::limits;
@@ -108,7 +109,7 @@ enum After {
     Continue,
     Shutdown,
     /// Not run: it changes a value the snapshot's collection serializer still holds. Stop this connection
-    /// here and run the command again later (`Server::waits_for_snapshot`).
+    /// here and run the command again later (`dispatch::admission`).
     WaitForSnapshot,
 }
 
@@ -712,116 +713,78 @@ impl Server {
 
     // --- Commands ---
 
-    /// Runs one request for `connection` and queues its reply.
+    /// Runs one request for `connection` and queues its reply: admit, run, commit the mutations, reply.
     fn execute(&mut self, connection: &mut Connection, arguments: &[&[u8]]) -> After {
-        let Some(spec) = dispatch::lookup_for_client(arguments[0]) else {
-            if connection.transaction.is_some() {
-                connection.transaction_failed = true;
-            }
-            self.reply(connection, dispatch::unknown_command(arguments));
-            return After::Continue;
-        };
-        if !spec.arity.accepts(arguments.len()) {
-            if connection.transaction.is_some() {
-                connection.transaction_failed = true;
-            }
-            self.reply(connection, dispatch::wrong_arity(spec.name));
-            return After::Continue;
+        let admission = admission::admit(
+            &mut self.store,
+            &Caller {
+                authenticated: connection.authenticated,
+                transaction: connection.transaction.as_deref(),
+            },
+            &ServerState {
+                snapshot_in_progress: self.compaction.in_progress(),
+                log_failed: self.journal.failure.is_some(),
+            },
+            arguments,
+        );
+        if let Some(spec) = admission.spec() {
+            connection.last_command = spec.name;
+            connection.last_command_at_ms = self.now_ms;
         }
-        if !connection.authenticated && spec.flags & dispatch::spec::NO_AUTH == 0 {
-            if connection.transaction.is_some() {
-                connection.transaction_failed = true;
-            }
-            self.reply(connection, Reply::error("NOAUTH Authentication required."));
-            return After::Continue;
-        }
-        connection.last_command = spec.name;
-        connection.last_command_at_ms = self.now_ms;
-        if let Some(queued) = &mut connection.transaction {
-            if spec.flags & dispatch::spec::NOT_IN_MULTI != 0 {
-                let reply = Reply::error(format!(
-                    "ERR {} inside MULTI is not allowed",
-                    spec.name.to_uppercase()
-                ));
+        let spec = match admission {
+            Admission::Reject(reply) => {
+                if connection.transaction.is_some() {
+                    connection.transaction_failed = true;
+                }
                 self.reply(connection, reply);
                 return After::Continue;
             }
-            if spec.flags & dispatch::spec::NO_QUEUE == 0 {
-                if queued.len() >= limits::TRANSACTION_COMMANDS_MAX {
-                    connection.transaction_failed = true;
-                    self.reply(
-                        connection,
-                        Reply::error("ERR too many commands queued in this MULTI"),
-                    );
-                } else {
-                    queued.push(arguments.iter().map(|argument| argument.to_vec()).collect());
-                    self.reply(connection, Reply::status("QUEUED"));
-                }
+            Admission::RefuseInTransaction {
+                reply,
+                fails_transaction,
+                ..
+            } => {
+                connection.transaction_failed |= fails_transaction;
+                self.reply(connection, reply);
                 return After::Continue;
             }
-        }
-        if self.waits_for_snapshot(connection, spec, arguments) {
-            if connection.waiting_for_snapshot_since.is_none() {
-                connection.waiting_for_snapshot_since = Some(Instant::now());
-                self.stats.commands_waited += 1;
+            Admission::Queue(_) => {
+                let queued = connection
+                    .transaction
+                    .as_mut()
+                    .expect("queued inside MULTI");
+                queued.push(arguments.iter().map(|argument| argument.to_vec()).collect());
+                self.reply(connection, Reply::status("QUEUED"));
+                return After::Continue;
             }
-            return After::WaitForSnapshot;
-        }
-        if let Some(since) = connection.waiting_for_snapshot_since.take() {
-            self.stats.command_wait_max = self.stats.command_wait_max.max(since.elapsed());
-        }
-        self.stats.commands_processed += 1;
-        if spec.is_write() && self.journal.failure.is_some() {
-            let reply = self.log_failure_reply();
-            self.reply(connection, reply);
-            return After::Continue;
-        }
+            Admission::WaitForSnapshot(_) => {
+                if connection.waiting_for_snapshot_since.is_none() {
+                    connection.waiting_for_snapshot_since = Some(Instant::now());
+                    self.stats.commands_waited += 1;
+                }
+                return After::WaitForSnapshot;
+            }
+            Admission::RefuseAfterLogFailure(_) => {
+                self.count_processed(connection);
+                let reply = self.log_failure_reply();
+                self.reply(connection, reply);
+                return After::Continue;
+            }
+            Admission::Run(spec) => spec,
+        };
+        self.count_processed(connection);
         let (reply, after) = self.run_command(connection, spec, arguments);
         self.commit_mutations();
         self.reply(connection, reply);
         after
     }
 
-    /// Whether this write (or EXEC of a transaction with writes) changes a value that a running compaction's
-    /// snapshot still holds by a second handle (`store::shared`). Such a command waits, and its connection
-    /// with it, until the collection serializer has serialized the value and let go of it.
-    ///
-    /// Why wait rather than copy: changing a shared value copies all of it on the loop (12-18 ms for a
-    /// coupon of 260,000 holders, far more for a waiting room of millions), a pause for every client.
-    /// Waiting costs only the clients changing that one value, for as long as the collection serializer
-    /// needs to serialize it (it holds only values of `SNAPSHOT_SHARE_ELEMENTS_MIN` elements or more, and
-    /// only until it reaches them; see `aof::collection_serializer`); reads never wait, and every other
-    /// command runs as usual.
-    fn waits_for_snapshot(
-        &mut self,
-        connection: &Connection,
-        spec: &CommandSpec,
-        arguments: &[&[u8]],
-    ) -> bool {
-        // Without a compaction this is the whole cost on the command path.
-        if !self.compaction.in_progress() || !(spec.is_write() || spec.name == "exec") {
-            return false;
+    /// Counts a call that got past admission's waits, and ends its connection's wait for the snapshot.
+    fn count_processed(&mut self, connection: &mut Connection) {
+        if let Some(since) = connection.waiting_for_snapshot_since.take() {
+            self.stats.command_wait_max = self.stats.command_wait_max.max(since.elapsed());
         }
-        let keyspace = &mut self.store.keyspace;
-        // Every key is asked (no short cut): each large pending one is handed over now, so the
-        // serializer can start on all of them before the command runs again.
-        let mut held = |spec: &CommandSpec, arguments: &[&[u8]]| {
-            spec.is_write()
-                && spec
-                    .key_indexes(arguments.len())
-                    .filter(|&index| keyspace.snapshot_holds(arguments[index]))
-                    .count()
-                    > 0
-        };
-        if spec.name != "exec" {
-            return held(spec, arguments);
-        }
-        connection.transaction.as_ref().is_some_and(|queued| {
-            queued.iter().any(|command| {
-                let arguments: Vec<&[u8]> = command.iter().map(Vec::as_slice).collect();
-                dispatch::lookup(arguments[0]).is_some_and(|spec| held(spec, &arguments))
-            })
-        })
+        self.stats.commands_processed += 1;
     }
 
     /// Appends the collected mutations, if any, as one log record.
