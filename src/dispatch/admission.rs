@@ -195,7 +195,7 @@ fn waits_for_snapshot(
 }
 
 /// Admits a logged call at replay: the lookup and arity check live traffic runs, for data commands only.
-/// A refusal means the log holds something this build never writes.
+/// A refusal means the log holds something dibs never writes.
 pub fn admit_logged(arguments: &[&[u8]]) -> Result<(&'static CommandSpec, StoreHandler), String> {
     let name = arguments.first().ok_or("an empty command")?;
     match identify(arguments, Source::Log) {

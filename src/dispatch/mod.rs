@@ -113,7 +113,7 @@ pub fn execute(
 }
 
 /// Replays one logged command, admitted as `admission::admit_logged` says: every logged command is a data
-/// command with valid arity; anything else means the log holds something this build never writes.
+/// command with valid arity; anything else means the log holds something dibs never writes.
 pub fn replay(
     store: &mut Store,
     arguments: &[&[u8]],
