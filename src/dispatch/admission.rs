@@ -210,3 +210,165 @@ pub fn admit_logged(arguments: &[&[u8]]) -> Result<(&'static CommandSpec, StoreH
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CALM: ServerState = ServerState {
+        snapshot_in_progress: false,
+        log_failed: false,
+    };
+
+    fn admit_call(caller: &Caller, state: &ServerState, call: &[&str]) -> Admission {
+        let mut store = Store::new(0);
+        let arguments: Vec<&[u8]> = call.iter().map(|argument| argument.as_bytes()).collect();
+        admit(&mut store, caller, state, &arguments)
+    }
+
+    fn name(admission: &Admission) -> Option<&'static str> {
+        admission.spec().map(|spec| spec.name)
+    }
+
+    fn error_text(admission: Admission) -> String {
+        match admission {
+            Admission::Reject(Reply::Error(text))
+            | Admission::RefuseInTransaction {
+                reply: Reply::Error(text),
+                ..
+            } => text.to_string(),
+            other => panic!("not an error: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn lookup_and_arity_come_before_authentication() {
+        let stranger = Caller {
+            authenticated: false,
+            transaction: None,
+        };
+        let unknown = error_text(admit_call(&stranger, &CALM, &["nosuch", "a"]));
+        assert!(
+            unknown.starts_with("ERR unknown command 'nosuch'"),
+            "{unknown}"
+        );
+        // Internal commands are unknown to clients.
+        let internal = error_text(admit_call(&stranger, &CALM, &["cl.settat", "k", "1"]));
+        assert!(internal.starts_with("ERR unknown command"), "{internal}");
+        assert_eq!(
+            error_text(admit_call(&stranger, &CALM, &["get"])),
+            "ERR wrong number of arguments for 'get' command"
+        );
+        assert_eq!(
+            error_text(admit_call(&stranger, &CALM, &["get", "k"])),
+            "NOAUTH Authentication required."
+        );
+        assert_eq!(name(&admit_call(&stranger, &CALM, &["ping"])), Some("ping"));
+        assert!(matches!(
+            admit_call(&stranger, &CALM, &["auth", "secret"]),
+            Admission::Run(_)
+        ));
+    }
+
+    #[test]
+    fn inside_multi_calls_are_queued_refused_or_run() {
+        let queued: Vec<Vec<Vec<u8>>> = Vec::new();
+        let in_multi = Caller {
+            authenticated: true,
+            transaction: Some(&queued),
+        };
+        assert!(matches!(
+            admit_call(&in_multi, &CALM, &["set", "k", "v"]),
+            Admission::Queue(_)
+        ));
+        assert!(matches!(
+            admit_call(&in_multi, &CALM, &["exec"]),
+            Admission::Run(_)
+        ));
+        let watch = admit_call(&in_multi, &CALM, &["watch", "k"]);
+        assert!(matches!(
+            watch,
+            Admission::RefuseInTransaction {
+                fails_transaction: false,
+                ..
+            }
+        ));
+        assert_eq!(error_text(watch), "ERR WATCH inside MULTI is not allowed");
+        // A wrong arity inside MULTI is rejected before it could be queued.
+        assert!(matches!(
+            admit_call(&in_multi, &CALM, &["set", "k"]),
+            Admission::Reject(_)
+        ));
+        let full: Vec<Vec<Vec<u8>>> = vec![Vec::new(); limits::TRANSACTION_COMMANDS_MAX];
+        let full_multi = Caller {
+            authenticated: true,
+            transaction: Some(&full),
+        };
+        let refused = admit_call(&full_multi, &CALM, &["get", "k"]);
+        assert!(matches!(
+            refused,
+            Admission::RefuseInTransaction {
+                fails_transaction: true,
+                ..
+            }
+        ));
+        assert_eq!(
+            error_text(refused),
+            "ERR too many commands queued in this MULTI"
+        );
+    }
+
+    #[test]
+    fn after_a_log_failure_writes_are_refused_and_reads_run() {
+        let client = Caller {
+            authenticated: true,
+            transaction: None,
+        };
+        let failed = ServerState {
+            snapshot_in_progress: false,
+            log_failed: true,
+        };
+        assert!(matches!(
+            admit_call(&client, &failed, &["set", "k", "v"]),
+            Admission::RefuseAfterLogFailure(_)
+        ));
+        assert!(matches!(
+            admit_call(&client, &failed, &["get", "k"]),
+            Admission::Run(_)
+        ));
+        // Inside MULTI a write is still queued: EXEC answers for the log as a whole.
+        let queued: Vec<Vec<Vec<u8>>> = Vec::new();
+        let in_multi = Caller {
+            authenticated: true,
+            transaction: Some(&queued),
+        };
+        assert!(matches!(
+            admit_call(&in_multi, &failed, &["set", "k", "v"]),
+            Admission::Queue(_)
+        ));
+    }
+
+    #[test]
+    fn replay_admits_data_commands_only() {
+        let logged = |call: &[&str]| {
+            let arguments: Vec<&[u8]> = call.iter().map(|argument| argument.as_bytes()).collect();
+            admit_logged(&arguments).map(|(spec, _)| spec.name)
+        };
+        assert_eq!(logged(&["SET", "k", "v"]), Ok("set"));
+        // Internal commands exist in the log: the server writes them.
+        assert_eq!(logged(&["cl.settat", "k", "1"]), Ok("cl.settat"));
+        assert_eq!(logged(&[]), Err("an empty command".to_string()));
+        assert_eq!(
+            logged(&["nosuch"]),
+            Err("unknown command 'nosuch'".to_string())
+        );
+        assert_eq!(
+            logged(&["ping", "a", "b"]),
+            Err("'ping' is not a logged command".to_string())
+        );
+        assert_eq!(
+            logged(&["get"]),
+            Err("wrong number of arguments for 'get'".to_string())
+        );
+    }
+}
