@@ -44,6 +44,8 @@ impl Server {
         Reply::status("RESET")
     }
 
+    /// HELLO [protover [AUTH user password] [SETNAME name]]: the handshake (protocol version,
+    /// authentication and name in one call), answered with the server's description.
     pub(super) fn hello(&mut self, connection: &mut Connection, arguments: &[&[u8]]) -> Reply {
         let mut protocol = connection.protocol;
         let mut index = 1;
@@ -112,6 +114,7 @@ impl Server {
         }
     }
 
+    /// AUTH [user] password: only the `default` user exists.
     pub(super) fn auth(&mut self, connection: &mut Connection, arguments: &[&[u8]]) -> Reply {
         let (user, password): (&[u8], &[u8]) = match arguments.len() {
             2 => (b"default", arguments[1]),
@@ -136,6 +139,7 @@ impl Server {
         reply
     }
 
+    /// CLIENT ID, GETNAME, SETNAME, SETINFO, INFO, LIST and HELP.
     pub(super) fn client(&mut self, connection: &mut Connection, arguments: &[&[u8]]) -> Reply {
         let subcommand = String::from_utf8_lossy(arguments[1]).to_lowercase();
         let arity_error = || dispatch::wrong_arity(&format!("client|{subcommand}"));
