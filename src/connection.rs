@@ -79,7 +79,7 @@ pub struct Connection {
     /// The last `process` stopped at the per-iteration command budget with complete requests left.
     pub budget_spent_on_commands: bool,
     /// Since when the next command has been waiting for the snapshot writer to let go of a value it
-    /// changes (see `Server::waits_for_snapshot`); `None` while the connection runs.
+    /// changes (see `dispatch::admission`); `None` while the connection runs.
     pub waiting_for_snapshot_since: Option<Instant>,
     /// Registered for writable events: only while replies are waiting for socket space, so a client's
     /// acknowledgements don't wake the loop for nothing.

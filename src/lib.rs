@@ -25,7 +25,6 @@ pub mod config;
 pub mod connection;
 pub mod dispatch;
 pub mod glob;
-pub mod introspection;
 pub mod journal;
 pub mod limits;
 pub mod logging;

@@ -173,15 +173,6 @@ pub struct Compaction {
     /// `tail_appended_start`.
     tail_bytes_start: u64,
     tail_appended_start: u64,
-    /// The longest loop iteration seen, for INFO (reset by CONFIG RESETSTAT).
-    pub loop_iteration_max: Duration,
-    /// The most CPU time the loop thread used in one iteration: a wall-clock maximum far above it means
-    /// the thread was waiting for a core, not working.
-    pub loop_iteration_cpu_max: Duration,
-    /// Commands that waited for the snapshot writer to let go of a value they change, and the longest
-    /// such wait, for INFO (the maximum is reset by CONFIG RESETSTAT).
-    pub commands_waited: u64,
-    pub command_wait_max: Duration,
     /// The collection serializer's buffer, kept from one compaction to the next so that the first large
     /// collection (often the one a command waits for) is not serialized into fresh pages.
     collection_buffer: Arc<KeptBuffer>,
@@ -210,10 +201,6 @@ impl Compaction {
             base_sequence: base.map_or(0, |(sequence, _)| sequence),
             tail_bytes_start: log_bytes,
             tail_appended_start: 0,
-            loop_iteration_max: Duration::ZERO,
-            loop_iteration_cpu_max: Duration::ZERO,
-            commands_waited: 0,
-            command_wait_max: Duration::ZERO,
             collection_buffer: Arc::default(),
         }
     }

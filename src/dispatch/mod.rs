@@ -1,9 +1,11 @@
 //! Dispatch: from a command's name to its handler, through the checks every call passes first.
 //!
 //! `table.rs` lists every command (`spec.rs` says what each field means). [`lookup`] finds a call's entry;
-//! [`execute`] runs a data command for live traffic and [`replay`] runs a logged one at start-up, through
-//! the same handlers, so both reach the same state.
+//! `admission.rs` holds the checks a call passes before it runs, for live traffic and replay; [`execute`]
+//! runs a data command for live traffic and [`replay`] runs a logged one at start-up, through the same
+//! handlers, so both reach the same state.
 
+pub mod admission;
 pub mod spec;
 pub mod table;
 
@@ -110,22 +112,15 @@ pub fn execute(
     reply
 }
 
-/// Replays one logged command. Every logged command is a data command with valid arity; anything else
-/// means the log holds something this build never writes.
+/// Replays one logged command, admitted as `admission::admit_logged` says: every logged command is a data
+/// command with valid arity; anything else means the log holds something dibs never writes.
 pub fn replay(
     store: &mut Store,
     arguments: &[&[u8]],
     now_ms: u64,
     scratch: &mut Mutations,
 ) -> Result<(), String> {
-    let name = arguments.first().ok_or("an empty command")?;
-    let spec = lookup(name).ok_or_else(|| format!("unknown command '{}'", truncated(name)))?;
-    let Handler::Store(handler) = spec.handler else {
-        return Err(format!("'{}' is not a logged command", spec.name));
-    };
-    if !spec.arity.accepts(arguments.len()) {
-        return Err(format!("wrong number of arguments for '{}'", spec.name));
-    }
+    let (spec, handler) = admission::admit_logged(arguments)?;
     let reply = execute(store, spec, handler, arguments, now_ms, scratch);
     scratch.clear();
     if let Reply::Error(text) = reply {
