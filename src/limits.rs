@@ -67,6 +67,10 @@ pub const WATCHED_KEYS_MAX: usize = 10_000;
 /// Elements SCAN, SSCAN and similar cursors may be asked for in one call.
 pub const SCAN_COUNT_MAX: usize = 100_000;
 
+/// How much of an unknown command's name, and of its first arguments together, the error reply quotes
+/// back (Redis's figure), so a client can't make one error reply large.
+pub const UNKNOWN_COMMAND_ECHO_LENGTH_MAX: usize = 128;
+
 /// Longest client name CLIENT SETNAME accepts.
 pub const CLIENT_NAME_LENGTH_MAX: usize = 1024;
 

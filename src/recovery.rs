@@ -34,12 +34,13 @@ use crate::aof::snapshot::{
     parse_snapshot_file_name, read_snapshot, SnapshotDamage, SnapshotSummary,
 };
 use crate::aof::storage::FileStorage;
+use crate::command::Mutations;
 use crate::config::Config;
 use crate::dispatch;
 use crate::limits::SNAPSHOT_LOAD_THREADS_MAX;
 use crate::store::encoding::{decode_value, read_entry, Reader};
 use crate::store::keyspace::ShardLoader;
-use crate::store::{Mutations, Store};
+use crate::store::Store;
 
 /// What start-up recovered.
 pub struct Recovered {

@@ -23,6 +23,7 @@ use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::clock::system_time_ms;
+use crate::command::Mutations;
 use crate::compaction::{Compaction, Triggers};
 use crate::config::{Config, YesNo};
 use crate::connection::{Connection, ReadOutcome, WatchedKey};
@@ -30,7 +31,7 @@ use crate::dispatch::{self, CommandSpec, Handler, ServerCommand};
 use crate::journal::{Journal, Progress};
 use crate::limits;
 use crate::resp::{self, DecodeLimits, Protocol, Reply, Request};
-use crate::store::{self, Mutations, Store};
+use crate::store::{self, Store};
 
 const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);
@@ -874,7 +875,7 @@ impl Server {
             ServerCommand::Select => match resp::parse_integer(arguments[1]) {
                 Some(0) => Reply::OK,
                 Some(_) => Reply::error("ERR DB index is out of range"),
-                None => store::not_an_integer(),
+                None => crate::command::error::not_an_integer(),
             },
             ServerCommand::Client => self.client(connection, arguments),
             ServerCommand::Command => crate::introspection::command(arguments),
@@ -992,14 +993,16 @@ impl Server {
         let mut name = None;
         while index < arguments.len() {
             let option = arguments[index];
-            if store::is_option(option, "AUTH") && index + 2 < arguments.len() {
+            if crate::command::parse::is_option(option, "AUTH") && index + 2 < arguments.len() {
                 let reply = self.check_password(arguments[index + 1], arguments[index + 2]);
                 if reply.is_error() {
                     return reply;
                 }
                 connection.authenticated = true;
                 index += 3;
-            } else if store::is_option(option, "SETNAME") && index + 1 < arguments.len() {
+            } else if crate::command::parse::is_option(option, "SETNAME")
+                && index + 1 < arguments.len()
+            {
                 if let Err(reply) = validate_client_name(arguments[index + 1]) {
                     return reply;
                 }
@@ -1094,9 +1097,9 @@ impl Server {
                         String::from_utf8_lossy(arguments[2])
                     ));
                 }
-                if store::is_option(arguments[2], "LIB-NAME") {
+                if crate::command::parse::is_option(arguments[2], "LIB-NAME") {
                     connection.library_name = value.to_vec();
-                } else if store::is_option(arguments[2], "LIB-VER") {
+                } else if crate::command::parse::is_option(arguments[2], "LIB-VER") {
                     connection.library_version = value.to_vec();
                 } else {
                     return Reply::error(format!(

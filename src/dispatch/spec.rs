@@ -2,8 +2,9 @@
 //! its keys are and which handler runs it. The table itself is `table.rs`; the checks that read these
 //! fields before a handler runs are in `dispatch`.
 
+use crate::command::Call;
 use crate::resp::Reply;
-use crate::store::{Call, Store};
+use crate::store::Store;
 
 pub type StoreHandler = fn(&mut Store, &mut Call) -> Reply;
 

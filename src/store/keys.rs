@@ -6,9 +6,12 @@
 
 use bytes::Bytes;
 
-use super::sets::{parse_cursor, parse_scan_options, scan_reply};
-use super::{integer_bytes, is_option, Call, Store};
+use crate::command::error::{not_an_integer, syntax_error};
+use crate::command::parse::{is_option, parse_cursor, parse_scan_options};
+use crate::command::reply::{integer_bytes, scan_reply};
+use crate::command::Call;
 use crate::resp::Reply;
+use crate::store::Store;
 
 pub fn del(store: &mut Store, call: &mut Call) -> Reply {
     let mut deleted = 0;
@@ -49,7 +52,7 @@ fn expire_generic(
     command: &str,
 ) -> Reply {
     let Some(amount) = crate::resp::parse_integer(call.argument(2)) else {
-        return super::not_an_integer();
+        return not_an_integer();
     };
     let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
     for option in &call.arguments[3..] {
@@ -214,10 +217,10 @@ pub fn flushall(store: &mut Store, call: &mut Call) -> Reply {
     match call.arguments.get(1) {
         None => {}
         Some(mode) if is_option(mode, "ASYNC") || is_option(mode, "SYNC") => {}
-        Some(_) => return super::syntax_error(),
+        Some(_) => return syntax_error(),
     }
     if call.arguments.len() > 2 {
-        return super::syntax_error();
+        return syntax_error();
     }
     store.keyspace.clear();
     call.log(&[b"FLUSHALL"]);

@@ -5,9 +5,14 @@
 
 use bytes::Bytes;
 
-use super::{is_option, syntax_error, wrong_type, Call, SetValue, Shared, Store, Value};
+use super::SetValue;
+use crate::command::error::{not_an_integer, syntax_error, wrong_type};
+use crate::command::parse::{parse_cursor, parse_scan_options};
+use crate::command::reply::scan_reply;
+use crate::command::Call;
 use crate::limits;
 use crate::resp::Reply;
+use crate::store::{Shared, Store, Value};
 
 /// The set at `key`, `Ok(None)` if absent, or WRONGTYPE.
 fn read_set<'s>(
@@ -122,53 +127,6 @@ pub fn smembers(store: &mut Store, call: &mut Call) -> Reply {
     }
 }
 
-/// Parses a SCAN-family cursor, answering Redis's error for anything but an unsigned integer.
-pub fn parse_cursor(argument: &[u8]) -> Result<u64, Reply> {
-    std::str::from_utf8(argument)
-        .ok()
-        .and_then(|text| text.parse::<u64>().ok())
-        .ok_or_else(|| Reply::error("ERR invalid cursor"))
-}
-
-/// Parses the `MATCH pattern` / `COUNT n` options shared by SCAN and SSCAN, starting at `index`.
-/// `extra` gets a chance at options only one command knows (TYPE for SCAN).
-pub fn parse_scan_options<'a>(
-    arguments: &[&'a [u8]],
-    mut index: usize,
-    mut extra: impl FnMut(&[u8], &'a [u8]) -> bool,
-) -> Result<(Option<&'a [u8]>, usize), Reply> {
-    let mut pattern = None;
-    let mut count = 10usize;
-    while index < arguments.len() {
-        let Some(&value) = arguments.get(index + 1) else {
-            return Err(syntax_error());
-        };
-        let option = arguments[index];
-        if is_option(option, "MATCH") {
-            pattern = Some(value);
-        } else if is_option(option, "COUNT") {
-            match crate::resp::parse_integer(value) {
-                Some(given) if given >= 1 => count = (given as usize).min(limits::SCAN_COUNT_MAX),
-                Some(_) => return Err(syntax_error()),
-                None => return Err(super::not_an_integer()),
-            }
-        } else if !extra(option, value) {
-            return Err(syntax_error());
-        }
-        index += 2;
-    }
-    Ok((pattern, count))
-}
-
-/// The reply shape SCAN and SSCAN share: `[cursor, [element, ...]]`.
-pub fn scan_reply(cursor: u64, elements: Vec<Bytes>) -> Reply {
-    let mut digits = itoa::Buffer::new();
-    Reply::Array(vec![
-        Reply::bulk(digits.format(cursor).as_bytes()),
-        Reply::Array(elements.into_iter().map(Reply::Bulk).collect()),
-    ])
-}
-
 /// SSCAN key cursor [MATCH pattern] [COUNT count]. Walks positions from the end like SCAN (see
 /// `keyspace`), so a member present for the whole walk is returned at least once.
 pub fn sscan(store: &mut Store, call: &mut Call) -> Reply {
@@ -257,7 +215,7 @@ pub fn srandmember(store: &mut Store, call: &mut Call) -> Reply {
         Some(argument) => match crate::resp::parse_integer(argument) {
             Some(count) if count > -(limits::SCAN_COUNT_MAX as i64) * 100 => Some(count),
             Some(_) => return Reply::error("ERR value is out of range"),
-            None => return super::not_an_integer(),
+            None => return not_an_integer(),
         },
     };
     let key = call.key();

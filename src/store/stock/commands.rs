@@ -1,6 +1,6 @@
 //! The stock commands: STOCK.SET, STOCK.ADD, STOCK.TAKE, STOCK.RESERVE, STOCK.CONFIRM, STOCK.RELEASE,
 //! STOCK.INFO, and the internal STOCK.EXPIRE that only the log carries. The semantics live in
-//! [`super::stock`]; this module parses arguments, maps outcomes to replies, decides what is logged and
+//! [`super`]; this module parses arguments, maps outcomes to replies, decides what is logged and
 //! keeps the sku's timer in the keyspace.
 //!
 //! # Replies
@@ -22,19 +22,18 @@
 //!
 //! # Timers
 //! After every change the sku's earliest reservation deadline is registered with
-//! [`super::Keyspace::set_timer`], so the active cycle finds due skus without scanning.
+//! [`crate::store::Keyspace::set_timer`], so the active cycle finds due skus without scanning.
 
-use bytes::Bytes;
-
-use super::idempotency::{Applied, IdempotencyPolicy};
-use super::shared::Shared;
-use super::stock::{ReservationId, Stock};
-use super::{
-    integer_bytes, integer_reply, not_an_integer, parse_request_id, unsigned_or_out_of_range,
-    wrong_type, Call, Mutations, Store, Value,
-};
+use super::{ReservationId, Stock};
+use crate::command::error::wrong_type;
+use crate::command::parse::{parse_request_id, unsigned, unsigned_or_out_of_range};
+use crate::command::reply::{integer_bytes, integer_reply, status};
+use crate::command::{Call, Mutations};
 use crate::limits;
 use crate::resp::Reply;
+use crate::store::idempotency::{Applied, IdempotencyPolicy};
+use crate::store::{Shared, Store, Value};
+use bytes::Bytes;
 
 pub const NO_SUCH_SKU: &str = "ERR no such stock sku";
 
@@ -94,13 +93,7 @@ fn logged<Outcome>(call: &mut Call, applied: Applied<Outcome>) -> Outcome {
 
 /// Parses a reservation id: an unsigned integer.
 fn reservation_id(argument: &[u8]) -> Result<ReservationId, Reply> {
-    crate::resp::parse_integer(argument)
-        .and_then(|value| u64::try_from(value).ok())
-        .ok_or_else(not_an_integer)
-}
-
-fn status(word: &'static str) -> Reply {
-    Reply::Bulk(Bytes::from_static(word.as_bytes()))
+    unsigned(argument)
 }
 
 /// `STOCK.SET sku qty` -> OK

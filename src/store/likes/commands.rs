@@ -1,5 +1,5 @@
 //! The likes commands: LIKE.ADD, LIKE.REMOVE, LIKE.HAS, LIKE.MHAS, LIKE.COUNT and LIKE.LIST. The semantics
-//! live in [`super::likes`]; this module parses arguments, maps outcomes to replies and decides what is
+//! live in [`super`]; this module parses arguments, maps outcomes to replies and decides what is
 //! logged.
 //!
 //! # Replies
@@ -13,13 +13,13 @@
 //! the same sequence numbers, so a LIST cursor handed out before a restart continues the same walk after
 //! it). A repeated like, an unlike of nobody and every read are not logged.
 
-use super::likes::Likes;
-use super::sets::parse_cursor;
-use super::shared::Shared;
-use super::{
-    integer_bytes, integer_reply, unsigned_or_out_of_range, wrong_type, Call, Store, Value,
-};
+use super::Likes;
+use crate::command::error::wrong_type;
+use crate::command::parse::{parse_cursor, unsigned_or_out_of_range};
+use crate::command::reply::{integer_bytes, integer_reply};
+use crate::command::Call;
 use crate::resp::Reply;
+use crate::store::{Shared, Store, Value};
 
 /// The likes at `key`, `Ok(None)` if absent, or WRONGTYPE.
 fn read_likes<'s>(

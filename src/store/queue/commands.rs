@@ -1,5 +1,5 @@
 //! The waiting-room commands: QUEUE.JOIN, QUEUE.POS, QUEUE.ADMIT, QUEUE.PASS, QUEUE.LEAVE, QUEUE.LEN and
-//! QUEUE.CONFIG. The semantics live in [`super::queue`]; this module parses arguments, maps outcomes to
+//! QUEUE.CONFIG. The semantics live in [`super`]; this module parses arguments, maps outcomes to
 //! replies, decides what is logged and keeps the room's timer in the keyspace.
 //!
 //! # Missing rooms
@@ -26,16 +26,16 @@
 //!
 //! # Timers
 //! After every change the room's [`WaitingRoom::next_deadline_ms`] (the earliest idle drop or pass expiry)
-//! is registered with [`super::Keyspace::set_timer`].
+//! is registered with [`crate::store::Keyspace::set_timer`].
 
-use super::queue::WaitingRoom;
-use super::shared::Shared;
-use super::{
-    integer_reply, is_option, syntax_error, unsigned_or_out_of_range, wrong_type, Call, Fired,
-    Mutations, Store, Value,
-};
+use super::WaitingRoom;
+use crate::command::error::{syntax_error, wrong_type};
+use crate::command::parse::{is_option, unsigned_or_out_of_range};
+use crate::command::reply::integer_reply;
+use crate::command::{Call, Mutations};
 use crate::limits;
 use crate::resp::Reply;
+use crate::store::{Fired, Shared, Store, Value};
 
 /// A room with nobody in it and the default configuration: its key goes.
 fn is_vacant(room: &WaitingRoom) -> bool {

@@ -1,5 +1,5 @@
 //! The coupon commands: COUPON.CREATE, COUPON.ISSUE, COUPON.GET, COUPON.REVOKE, COUPON.INFO and
-//! COUPON.HOLDERS. The semantics live in [`super::coupon`]; this module parses arguments, maps outcomes to
+//! COUPON.HOLDERS. The semantics live in [`super`]; this module parses arguments, maps outcomes to
 //! replies and decides what is logged.
 //!
 //! # Replies
@@ -15,15 +15,14 @@
 //! nothing (`SOLDOUT`, `ALREADY`, `NOTSTARTED`, `ENDED`, a repeated `ID`, a revoke of nobody) are not
 //! logged, so the rush after the last coupon costs no disk.
 
-use super::coupon::{Coupon, CouponSpec, IssueStatus};
-use super::idempotency::IdempotencyPolicy;
-use super::sets::parse_cursor;
-use super::shared::Shared;
-use super::{
-    integer_bytes, integer_reply, is_option, parse_request_id, syntax_error,
-    unsigned_or_out_of_range, wrong_type, Call, Store, Value,
-};
+use super::{Coupon, CouponSpec, IssueStatus};
+use crate::command::error::{syntax_error, wrong_type};
+use crate::command::parse::{is_option, parse_cursor, parse_request_id, unsigned_or_out_of_range};
+use crate::command::reply::{integer_bytes, integer_reply};
+use crate::command::Call;
 use crate::resp::Reply;
+use crate::store::idempotency::IdempotencyPolicy;
+use crate::store::{Shared, Store, Value};
 
 pub const NO_SUCH_EVENT: &str = "ERR no such coupon event";
 pub const EVENT_EXISTS: &str = "ERR coupon event already exists";
@@ -229,8 +228,8 @@ pub fn holders(store: &mut Store, call: &mut Call) -> Reply {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::command::Mutations;
     use crate::dispatch::{self, Handler};
-    use crate::store::Mutations;
 
     fn run(
         store: &mut Store,

@@ -4,12 +4,14 @@
 //! absolute ones (`SET k v EX 10` is logged as `SET k v PXAT <now + 10000>`), so replay never depends on
 //! when it runs.
 
-use super::{
-    integer_bytes, is_option, not_an_integer, syntax_error, wrong_type, Call, Store, Value,
-};
+use crate::command::error::{not_an_integer, syntax_error, wrong_type};
+use crate::command::parse::is_option;
+use crate::command::reply::integer_bytes;
+use crate::command::Call;
 use crate::limits;
 use crate::resp::Reply;
 use crate::small_bytes::SmallBytes;
+use crate::store::{Store, Value};
 
 fn read_string<'s>(
     store: &'s mut Store,
@@ -417,7 +419,7 @@ mod tests {
         let mut replayed = live.replay().expect("replay");
         for key in ["c", "z"] {
             let live_value = reply_text(&live.run(&["GET", key], 0));
-            let mut mutations = crate::store::Mutations::new();
+            let mut mutations = crate::command::Mutations::new();
             let spec = crate::dispatch::lookup(b"GET").expect("GET");
             let crate::dispatch::Handler::Store(handler) = spec.handler else {
                 panic!("a data command")

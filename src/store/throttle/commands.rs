@@ -1,5 +1,5 @@
 //! The rate-limit commands: CL.THROTTLE, answer-compatible with redis-cell, and the internal CL.SETTAT that
-//! only the log carries. The arithmetic lives in [`super::throttle`]; this module parses arguments, maps
+//! only the log carries. The arithmetic lives in [`super`]; this module parses arguments, maps
 //! outcomes to replies, decides what is logged and keeps each key's staleness timer.
 //!
 //! # Log
@@ -16,9 +16,11 @@
 //! timer at [`Throttle::stale_at_ms`]; when it fires, [`fire_timer`] drops the key and logs `DEL key`, so
 //! limiters of users who went away do not accumulate.
 
-use super::throttle::{Throttle, ThrottleParameters};
-use super::{not_an_integer, wrong_type, Call, Fired, Mutations, Store, Value};
+use super::{Throttle, ThrottleParameters};
+use crate::command::error::{not_an_integer, wrong_type};
+use crate::command::{Call, Mutations};
 use crate::resp::Reply;
+use crate::store::{Fired, Store, Value};
 
 /// `CL.THROTTLE key max_burst count_per_period period [quantity]`
 /// -> `[limited, limit, remaining, retry_after_s, reset_after_s]`
