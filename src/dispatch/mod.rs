@@ -69,7 +69,8 @@ pub fn execute(
             now_ms,
             mutations,
         },
-    );
+    )
+    .unwrap_or_else(|refusal| refusal);
     if mutations.command_count() != logged_before && store.keyspace.has_watchers() {
         for index in spec.key_indexes(arguments.len()) {
             store.keyspace.touch(arguments[index]);

@@ -6,7 +6,9 @@ use crate::command::Call;
 use crate::resp::Reply;
 use crate::store::Store;
 
-pub type StoreHandler = fn(&mut Store, &mut Call) -> Reply;
+/// A data command's handler: `Ok` with the reply, or `Err` with the error reply of a call it refused
+/// after changing nothing.
+pub type StoreHandler = fn(&mut Store, &mut Call) -> Result<Reply, Reply>;
 
 /// Commands the event loop answers itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
