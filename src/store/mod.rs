@@ -47,7 +47,8 @@ use crate::small_bytes::SmallBytes;
 /// A value of one key. Each key has exactly one type; commands of another type get WRONGTYPE.
 #[derive(Debug)]
 pub enum Value {
-    /// Inline up to `small_bytes::INLINE_LENGTH_MAX` bytes: SET of a small value and INCR allocate nothing.
+    /// Inline up to `limits::SMALL_BYTES_INLINE_LENGTH_MAX` bytes: SET of a small value and INCR allocate
+    /// nothing.
     String(SmallBytes),
     /// Boxed like the other collections: an inline `IndexSet` made every `Value` (and so every key's
     /// entry) 88 bytes; boxed, a value is 32 and a string key's entry 56, which is most of the keyspace's

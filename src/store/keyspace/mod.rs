@@ -39,8 +39,7 @@ use indexmap::map::raw_entry_v1::{RawEntryApiV1, RawEntryMut};
 use indexmap::IndexMap;
 
 pub use loader::ShardLoader;
-pub use scan::SCAN_CURSOR_SHARD_SHIFT;
-pub use snapshot::{HandedOver, SNAPSHOT_BUDGET_CHECK_ENTRIES};
+pub use snapshot::HandedOver;
 
 use super::Value;
 use crate::limits::{KEYSPACE_SHARD_COUNT, SNAPSHOT_SHARE_ELEMENTS_MIN};
@@ -48,8 +47,8 @@ use crate::small_bytes::SmallBytes;
 use snapshot::SnapshotProgress;
 use watch::Watch;
 
-/// A key name: inline up to [`crate::small_bytes::INLINE_LENGTH_MAX`] bytes, so a lookup's compare touches only
-/// the map entry.
+/// A key name: inline up to [`crate::limits::SMALL_BYTES_INLINE_LENGTH_MAX`] bytes, so a lookup's
+/// compare touches only the map entry.
 pub type Key = SmallBytes;
 pub type Hasher = ahash::RandomState;
 

@@ -7,14 +7,10 @@
 //! `positions` counts the shard's not yet visited positions `[0, positions)` (clamped to the shard's
 //! length); `0` starts at shard 0 from its end, and a call returns `0` only when the last shard is done.
 
-use super::{Key, Keyspace, Value, KEYSPACE_SHARD_BITS};
-use crate::limits::KEYSPACE_SHARD_COUNT;
+use super::{Key, Keyspace, Value};
+use crate::limits::{KEYSPACE_SHARD_COUNT, SCAN_CURSOR_SHARD_SHIFT};
 
-/// SCAN cursors carry the shard above this many bits of position (a shard would need 2^40 keys to
-/// overflow it; `scan` asserts it does not).
-pub const SCAN_CURSOR_SHARD_SHIFT: u32 = 40;
 const SCAN_CURSOR_POSITION_MASK: u64 = (1 << SCAN_CURSOR_SHARD_SHIFT) - 1;
-const _: () = assert!(SCAN_CURSOR_SHARD_SHIFT + KEYSPACE_SHARD_BITS <= 64);
 
 impl Keyspace {
     /// One step of SCAN: examines up to `count` positions from `cursor` on (see the module documentation

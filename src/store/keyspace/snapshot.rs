@@ -33,11 +33,10 @@
 //! pending entry, serialize it inline in the hook.
 
 use super::{Entry, Key, Keyspace, Place, Shard};
-use crate::limits::{KEYSPACE_SHARD_COUNT, SNAPSHOT_SHARED_VALUES_PER_STEP_MAX};
+use crate::limits::{
+    KEYSPACE_SHARD_COUNT, SNAPSHOT_BUDGET_CHECK_ENTRIES, SNAPSHOT_SHARED_VALUES_PER_STEP_MAX,
+};
 use crate::store::encoding::{encode_entry, SharedEntry};
-
-/// How often a snapshot step asks whether its time budget is spent.
-pub const SNAPSHOT_BUDGET_CHECK_ENTRIES: usize = 64;
 
 /// A snapshot in progress: where the walk is and the serialized entries not yet taken.
 #[derive(Debug, Default)]

@@ -1,4 +1,5 @@
 use super::*;
+use crate::limits::SCAN_CURSOR_SHARD_SHIFT;
 
 fn string(value: &str) -> Value {
     Value::String(SmallBytes::from(value))
@@ -74,7 +75,7 @@ fn scan_returns_every_key_present_throughout_despite_removals_and_inserts() {
 
 #[test]
 fn keys_on_both_sides_of_the_inline_limit_are_found_expired_and_scanned() {
-    let limit = crate::small_bytes::INLINE_LENGTH_MAX;
+    let limit = crate::limits::SMALL_BYTES_INLINE_LENGTH_MAX;
     let names: Vec<Vec<u8>> = (0..=limit + 3).map(|length| vec![b'k'; length]).collect();
     let mut keyspace = Keyspace::new();
     for (index, name) in names.iter().enumerate() {

@@ -111,7 +111,7 @@ impl Likes {
             }),
         };
         likes.validate_decoded()?;
-        if like_count >= INDEX_SAMPLED_LIKES_MIN {
+        if like_count >= LIKES_INDEX_SAMPLED_LIKES_MIN {
             likes.samples_build();
         }
         Ok(likes)

@@ -29,20 +29,26 @@
 //! - the **membership index** holds sequence numbers sorted by user id, where the id of a sequence number
 //!   is read from the log: no id is stored twice. It is cut into chunks of at most
 //!   `LIKES_INDEX_CHUNK_ENTRIES_MAX` entries, so insert and remove are a binary search plus a bounded move.
-//! - **index samples**, on posts of at least `INDEX_SAMPLED_LIKES_MIN` likes only: each chunk's first slot
-//!   and `INDEX_SAMPLES_PER_CHUNK` (slot, position) pairs inside it, in contiguous arrays, so a search
-//!   reads through the log only between two neighbouring samples (5-6 steps instead of about 17, each two
-//!   dependent random reads). About 0.12 bytes a like on the posts that have them; derived from the index,
+//! - **index samples**, on posts of at least `LIKES_INDEX_SAMPLED_LIKES_MIN` likes only: each chunk's
+//!   first slot and `LIKES_INDEX_SAMPLES_PER_CHUNK` (slot, position) pairs inside it, in contiguous arrays,
+//!   so a search reads through the log only between two neighbouring samples (a few steps instead of a
+//!   binary search over the whole chunk, each step two dependent random reads). Derived from the index,
 //!   never persisted. They share one box with the text table, so a post pays one pointer for both.
 //!
 //! Vectors grow by an eighth rather than doubling, so spare capacity stays near 10%.
+//!
+//! Files: the type and its public operations here; the membership index and its samples in `index.rs`;
+//! the order log and the text table in `order_log.rs`; the snapshot encoding in `codec.rs`; the commands
+//! in `commands.rs`.
 
 pub mod codec;
 pub mod commands;
+mod index;
+mod order_log;
 
 use crate::limits::{
-    LIKES_INDEX_CHUNK_ENTRIES_MAX, LIKES_LIST_COUNT_MAX, LIKES_PER_POST_MAX,
-    LIKES_TOMBSTONES_COMPACT_MIN, USER_ID_BYTES_MAX,
+    LIKES_INDEX_CHUNK_ENTRIES_MAX, LIKES_INDEX_SAMPLED_LIKES_MIN, LIKES_INDEX_SAMPLES_PER_CHUNK,
+    LIKES_LIST_COUNT_MAX, LIKES_PER_POST_MAX, LIKES_TOMBSTONES_COMPACT_MIN, USER_ID_BYTES_MAX,
 };
 
 /// What `TYPE` says for a post's likes.
@@ -61,15 +67,6 @@ const SEQUENCE_FIRST: u32 = 1;
 const SEQUENCE_EXHAUSTED: u32 = u32::MAX;
 /// The least a vector of 4-byte entries grows by: one 16-byte allocation step.
 const SMALL_GROWTH_MIN: usize = 4;
-/// Samples kept inside each index chunk besides its first entry (see [`IndexSamples`]). A chunk holds 256
-/// to 512 entries once split, so the search through the log between two samples takes 5 to 6 steps
-/// instead of 8 to 9. 15 samples saved another 8% of the search's cache misses (callgrind,
-/// `examples/likes_add_speed.rs`) for 0.11 more bytes a like: not worth it at the benchmark's memory budget.
-const INDEX_SAMPLES_PER_CHUNK: usize = 7;
-/// A post gets index samples once it holds this many likes (once its index has more than one chunk), and
-/// drops them below half as many. Most posts are small: sampling from 128 likes on cost 0.13 bytes a like
-/// more at the benchmark's shape and saved only 2% of the search's cache misses.
-const INDEX_SAMPLED_LIKES_MIN: u32 = 512;
 
 const _: () = assert!(LIKES_PER_POST_MAX < (TOMBSTONE_SLOT & !TEXT_SLOT_FLAG) as u64);
 // A chunk one entry over its bound (just before it splits) still has positions that fit a sample's u16.
@@ -146,7 +143,7 @@ struct TextUserIds {
 struct IndexSamples {
     /// The slot of each chunk's first entry: the chunk-level search.
     chunk_first_slots: Vec<u32>,
-    /// `INDEX_SAMPLES_PER_CHUNK` per chunk, chunk after chunk, positions in non-decreasing order.
+    /// `LIKES_INDEX_SAMPLES_PER_CHUNK` per chunk, chunk after chunk, positions in non-decreasing order.
     slots: Vec<u32>,
     positions: Vec<u16>,
 }
@@ -156,7 +153,7 @@ struct IndexSamples {
 struct SideTables {
     /// Empty, and holding no memory, while the post has no text ids.
     texts: TextUserIds,
-    /// Present from `INDEX_SAMPLED_LIKES_MIN` likes on (see the constant); derived, so not persisted and
+    /// Present from `LIKES_INDEX_SAMPLED_LIKES_MIN` likes on (see the constant); derived, so not persisted and
     /// not compared.
     samples: Option<Box<IndexSamples>>,
 }
@@ -400,20 +397,23 @@ impl Likes {
 
         match self.samples() {
             None => assert!(
-                self.like_count < INDEX_SAMPLED_LIKES_MIN,
+                self.like_count < LIKES_INDEX_SAMPLED_LIKES_MIN,
                 "a large post has samples"
             ),
             Some(samples) => {
                 assert!(
-                    self.like_count >= INDEX_SAMPLED_LIKES_MIN / 2,
+                    self.like_count >= LIKES_INDEX_SAMPLED_LIKES_MIN / 2,
                     "a small post has none"
                 );
                 let chunk_count = self.index_chunks.len();
                 assert_eq!(samples.chunk_first_slots.len(), chunk_count);
-                assert_eq!(samples.slots.len(), chunk_count * INDEX_SAMPLES_PER_CHUNK);
+                assert_eq!(
+                    samples.slots.len(),
+                    chunk_count * LIKES_INDEX_SAMPLES_PER_CHUNK
+                );
                 assert_eq!(
                     samples.positions.len(),
-                    chunk_count * INDEX_SAMPLES_PER_CHUNK
+                    chunk_count * LIKES_INDEX_SAMPLES_PER_CHUNK
                 );
                 for (chunk, entries) in self.index_chunks.iter().enumerate() {
                     assert_eq!(
@@ -421,8 +421,8 @@ impl Likes {
                         self.sequence_slot(entries[0]),
                         "the first slot of chunk {chunk}"
                     );
-                    let group =
-                        chunk * INDEX_SAMPLES_PER_CHUNK..(chunk + 1) * INDEX_SAMPLES_PER_CHUNK;
+                    let group = chunk * LIKES_INDEX_SAMPLES_PER_CHUNK
+                        ..(chunk + 1) * LIKES_INDEX_SAMPLES_PER_CHUNK;
                     let positions = &samples.positions[group.clone()];
                     assert!(positions.windows(2).all(|pair| pair[0] <= pair[1]));
                     for (&slot, &position) in samples.slots[group].iter().zip(positions) {
@@ -437,501 +437,6 @@ impl Likes {
     }
 
     // --- membership index ------------------------------------------------------------------------------
-
-    /// Finds `key`: its chunk, and `Ok(position)` if present or `Err(position)` where it would go.
-    fn index_search(&self, key: UserKey) -> (usize, Result<usize, usize>) {
-        if self.index_chunks.is_empty() {
-            return (0, Err(0));
-        }
-        if let Some(samples) = self.samples() {
-            return self.index_search_sampled(samples, key);
-        }
-        let chunk = self.index_chunks.partition_point(|chunk| {
-            let last = *chunk.last().expect("chunks are never empty");
-            self.sequence_key(last) < key
-        });
-        if chunk == self.index_chunks.len() {
-            let last = chunk - 1;
-            return (last, Err(self.index_chunks[last].len()));
-        }
-        (chunk, self.entries_search(&self.index_chunks[chunk], key))
-    }
-
-    /// [`Likes::index_search`] through the samples: the chunk is the last one whose first key is at most
-    /// `key` (chunk 0 when there is none), and only the entries between two neighbouring samples are read
-    /// through the log. An insert may so land at the end of a chunk where the unsampled search would put
-    /// it at the start of the next; either keeps the index sorted.
-    fn index_search_sampled(
-        &self,
-        samples: &IndexSamples,
-        key: UserKey,
-    ) -> (usize, Result<usize, usize>) {
-        let chunks_not_above = samples
-            .chunk_first_slots
-            .partition_point(|&slot| self.slot_key(slot) <= key);
-        let Some(chunk) = chunks_not_above.checked_sub(1) else {
-            return (0, Err(0));
-        };
-        let group = chunk * INDEX_SAMPLES_PER_CHUNK..(chunk + 1) * INDEX_SAMPLES_PER_CHUNK;
-        let slots = &samples.slots[group.clone()];
-        let positions = &samples.positions[group];
-        let samples_not_above = slots.partition_point(|&slot| self.slot_key(slot) <= key);
-        // The nearest sample at or below `key`: the chunk's first entry when no inner sample is.
-        let (start, start_slot) = match samples_not_above.checked_sub(1) {
-            None => (0, samples.chunk_first_slots[chunk]),
-            Some(sample) => (usize::from(positions[sample]), slots[sample]),
-        };
-        if self.slot_key(start_slot) == key {
-            return (chunk, Ok(start));
-        }
-        let entries = &self.index_chunks[chunk];
-        let end = positions
-            .get(samples_not_above)
-            .map_or(entries.len(), |&position| usize::from(position));
-        let found = self.entries_search(&entries[start + 1..end], key);
-        let offset = start + 1;
-        (
-            chunk,
-            found
-                .map(|position| position + offset)
-                .map_err(|position| position + offset),
-        )
-    }
-
-    /// Binary search of `entries` (sequence numbers sorted by user) for `key`, two levels a round: the keys
-    /// of the three pivots of a round are read independently of each other, so their cache misses
-    /// (sequence -> log block -> log entry, each) overlap instead of following one another.
-    fn entries_search(&self, entries: &[u32], key: UserKey) -> Result<usize, usize> {
-        // Entries before `low` are below `key`, entries from `high` on are above it.
-        let mut low = 0;
-        let mut high = entries.len();
-        while high - low >= 4 {
-            let length = high - low;
-            let pivots = [1, 2, 3].map(|quarter| low + quarter * length / 4);
-            let slots = pivots.map(|pivot| self.sequence_slot(entries[pivot]));
-            let mut below = 0;
-            for (&pivot, &slot) in pivots.iter().zip(&slots) {
-                match self.slot_key(slot).cmp(&key) {
-                    std::cmp::Ordering::Less => below += 1,
-                    std::cmp::Ordering::Equal => return Ok(pivot),
-                    std::cmp::Ordering::Greater => break,
-                }
-            }
-            if below > 0 {
-                low = pivots[below - 1] + 1;
-            }
-            if below < pivots.len() {
-                high = pivots[below];
-            }
-        }
-        entries[low..high]
-            .binary_search_by(|&sequence| self.sequence_key(sequence).cmp(&key))
-            .map(|position| position + low)
-            .map_err(|position| position + low)
-    }
-
-    /// Inserts `sequence`, whose like holds `slot`, at `position` of `chunk`.
-    fn index_insert(&mut self, chunk: usize, position: usize, sequence: u32, slot: u32) {
-        if self.index_chunks.is_empty() {
-            reserve_gently(&mut self.index_chunks, 1);
-            self.index_chunks.push(Vec::new());
-        }
-        let entries = &mut self.index_chunks[chunk];
-        reserve_gently(entries, SMALL_GROWTH_MIN);
-        entries.insert(position, sequence);
-        let split = entries.len() > LIKES_INDEX_CHUNK_ENTRIES_MAX;
-        if split {
-            let upper = entries.split_off(entries.len() / 2);
-            shrink_gently(entries);
-            reserve_gently(&mut self.index_chunks, 1);
-            self.index_chunks.insert(chunk + 1, upper);
-        }
-        self.like_count += 1;
-
-        let samples = self
-            .side_tables
-            .as_mut()
-            .and_then(|side_tables| side_tables.samples.as_mut());
-        if let Some(samples) = samples {
-            if split {
-                samples_insert_chunk(samples, chunk + 1);
-                // Both halves get evenly spaced samples again.
-                self.samples_rebuild(chunk);
-                self.samples_rebuild(chunk + 1);
-            } else {
-                let group = chunk * INDEX_SAMPLES_PER_CHUNK..(chunk + 1) * INDEX_SAMPLES_PER_CHUNK;
-                for sample in &mut samples.positions[group] {
-                    if usize::from(*sample) >= position {
-                        *sample += 1;
-                    }
-                }
-                if position == 0 {
-                    samples.chunk_first_slots[chunk] = slot;
-                }
-            }
-        } else if self.like_count >= INDEX_SAMPLED_LIKES_MIN {
-            self.samples_build();
-        }
-    }
-
-    fn index_remove(&mut self, chunk: usize, position: usize) -> u32 {
-        let sequence = self.index_chunks[chunk].remove(position);
-        let length = self.index_chunks[chunk].len();
-        let mut merged = false;
-        if length == 0 {
-            self.index_chunks.remove(chunk);
-        } else if chunk + 1 < self.index_chunks.len()
-            && length + self.index_chunks[chunk + 1].len() <= LIKES_INDEX_CHUNK_ENTRIES_MAX / 2
-        {
-            // Merging small neighbours keeps the chunk count near n / (chunk size) after many removals.
-            let upper = self.index_chunks.remove(chunk + 1);
-            self.index_chunks[chunk].extend_from_slice(&upper);
-            merged = true;
-        } else {
-            shrink_gently(&mut self.index_chunks[chunk]);
-        }
-        self.like_count -= 1;
-
-        if let Some(mut samples) = self.samples_take() {
-            if self.like_count < INDEX_SAMPLED_LIKES_MIN / 2 {
-                // Dropped: a post this small is searched in a few steps.
-                self.side_tables_tidy();
-            } else if length == 0 {
-                samples_remove_chunk(&mut samples, chunk);
-                self.samples_put(samples);
-            } else if merged {
-                samples_remove_chunk(&mut samples, chunk + 1);
-                self.samples_put(samples);
-                self.samples_rebuild(chunk);
-            } else {
-                self.samples_after_remove(&mut samples, chunk, position);
-                self.samples_put(samples);
-            }
-        }
-        sequence
-    }
-
-    /// Keeps `chunk`'s samples exact after the entry at `position` was removed (the chunk is not empty).
-    fn samples_after_remove(&self, samples: &mut IndexSamples, chunk: usize, position: usize) {
-        let entries = &self.index_chunks[chunk];
-        // The entry that takes the removed one's place, or the one before it at the end of the chunk.
-        let replacement = position.min(entries.len() - 1);
-        let replacement_slot = self.sequence_slot(entries[replacement]);
-        if position == 0 {
-            samples.chunk_first_slots[chunk] = replacement_slot;
-        }
-        let group = chunk * INDEX_SAMPLES_PER_CHUNK..(chunk + 1) * INDEX_SAMPLES_PER_CHUNK;
-        for (slot, sample) in samples.slots[group.clone()]
-            .iter_mut()
-            .zip(&mut samples.positions[group])
-        {
-            let at = usize::from(*sample);
-            if at > position {
-                *sample -= 1;
-            } else if at == position {
-                *sample = replacement as u16;
-                *slot = replacement_slot;
-            }
-        }
-    }
-
-    /// Gives every chunk evenly spaced samples.
-    fn samples_build(&mut self) {
-        let chunk_count = self.index_chunks.len();
-        let mut samples = Box::new(IndexSamples {
-            chunk_first_slots: Vec::with_capacity(chunk_count),
-            slots: Vec::with_capacity(chunk_count * INDEX_SAMPLES_PER_CHUNK),
-            positions: Vec::with_capacity(chunk_count * INDEX_SAMPLES_PER_CHUNK),
-        });
-        for chunk in 0..chunk_count {
-            samples_insert_chunk(&mut samples, chunk);
-        }
-        self.samples_put(samples);
-        for chunk in 0..chunk_count {
-            self.samples_rebuild(chunk);
-        }
-    }
-
-    /// Samples `chunk` evenly: inner sample s at position (s + 1) * length / (samples + 1).
-    fn samples_rebuild(&mut self, chunk: usize) {
-        let mut samples = self.samples_take().expect("rebuilding samples that exist");
-        let entries = &self.index_chunks[chunk];
-        samples.chunk_first_slots[chunk] = self.sequence_slot(entries[0]);
-        let group = chunk * INDEX_SAMPLES_PER_CHUNK..(chunk + 1) * INDEX_SAMPLES_PER_CHUNK;
-        for (sample, (slot, position)) in samples.slots[group.clone()]
-            .iter_mut()
-            .zip(&mut samples.positions[group])
-            .enumerate()
-        {
-            let at = (sample + 1) * entries.len() / (INDEX_SAMPLES_PER_CHUNK + 1);
-            *position = at as u16;
-            *slot = self.sequence_slot(entries[at]);
-        }
-        self.samples_put(samples);
-    }
-
-    fn samples(&self) -> Option<&IndexSamples> {
-        self.side_tables.as_ref()?.samples.as_deref()
-    }
-
-    /// Takes the samples out, to update them while reading the index; put them back with
-    /// [`Likes::samples_put`], or call [`Likes::side_tables_tidy`] when they are to go.
-    fn samples_take(&mut self) -> Option<Box<IndexSamples>> {
-        self.side_tables.as_mut()?.samples.take()
-    }
-
-    fn samples_put(&mut self, samples: Box<IndexSamples>) {
-        self.side_tables.get_or_insert_with(Box::default).samples = Some(samples);
-    }
-
-    /// Drops the side tables once they hold neither text ids nor samples.
-    fn side_tables_tidy(&mut self) {
-        if self.side_tables.as_ref().is_some_and(|side_tables| {
-            side_tables.samples.is_none() && side_tables.texts.by_slot.is_empty()
-        }) {
-            self.side_tables = None;
-        }
-    }
-
-    // --- order log -------------------------------------------------------------------------------------
-
-    fn log_append(&mut self, slot: u32) -> u32 {
-        let sequence = self.sequence_next;
-        assert!(sequence < SEQUENCE_EXHAUSTED);
-        let offset = sequence - self.sequence_base;
-        let block = (offset / LOG_BLOCK_SEQUENCES) as usize;
-        if block == self.log_blocks.len() {
-            reserve_gently(&mut self.log_blocks, 1);
-            self.log_blocks.push(LogBlock {
-                present: 0,
-                entries_before: self.log_entries.len() as u32,
-            });
-        }
-        assert_eq!(
-            block + 1,
-            self.log_blocks.len(),
-            "appends go to the last block"
-        );
-        self.log_blocks[block].present |= 1 << (offset % LOG_BLOCK_SEQUENCES);
-        reserve_gently(&mut self.log_entries, SMALL_GROWTH_MIN);
-        self.log_entries.push(slot);
-        self.sequence_next += 1;
-        sequence
-    }
-
-    /// Where `sequence`'s entry is in `log_entries`, if it still has one.
-    fn log_position(&self, sequence: u32) -> Option<usize> {
-        if sequence < self.sequence_base || sequence >= self.sequence_next {
-            return None;
-        }
-        let offset = sequence - self.sequence_base;
-        let block = &self.log_blocks[(offset / LOG_BLOCK_SEQUENCES) as usize];
-        let bit = offset % LOG_BLOCK_SEQUENCES;
-        if block.present & (1 << bit) == 0 {
-            return None;
-        }
-        let below = block.present & ((1u64 << bit) - 1);
-        Some(block.entries_before as usize + below.count_ones() as usize)
-    }
-
-    /// Calls `visit(sequence, slot)` for live likes with a sequence number below `below`, newest first,
-    /// until it returns false.
-    fn for_each_live_below(&self, below: u32, mut visit: impl FnMut(u32, u32) -> bool) {
-        if below <= self.sequence_base || self.log_blocks.is_empty() {
-            return;
-        }
-        let last_offset = below - 1 - self.sequence_base;
-        let mut block_number =
-            ((last_offset / LOG_BLOCK_SEQUENCES) as usize).min(self.log_blocks.len() - 1);
-        let mut mask = if block_number == (last_offset / LOG_BLOCK_SEQUENCES) as usize {
-            u64::MAX >> (LOG_BLOCK_SEQUENCES - 1 - last_offset % LOG_BLOCK_SEQUENCES)
-        } else {
-            u64::MAX
-        };
-        loop {
-            let block = &self.log_blocks[block_number];
-            let mut present = block.present & mask;
-            while present != 0 {
-                let bit = u64::BITS - 1 - present.leading_zeros();
-                present &= !(1u64 << bit);
-                let below_bit = block.present & ((1u64 << bit) - 1);
-                let slot = self.log_entries
-                    [block.entries_before as usize + below_bit.count_ones() as usize];
-                if slot != TOMBSTONE_SLOT {
-                    let sequence =
-                        self.sequence_base + block_number as u32 * LOG_BLOCK_SEQUENCES + bit;
-                    if !visit(sequence, slot) {
-                        return;
-                    }
-                }
-            }
-            if block_number == 0 {
-                return;
-            }
-            block_number -= 1;
-            mask = u64::MAX;
-        }
-    }
-
-    /// Drops every tombstone, keeping every live like's sequence number; drops leading empty blocks.
-    fn log_compact(&mut self) {
-        let live = self.like_count as usize;
-        let mut entries = Vec::with_capacity(live + live / 8);
-        let mut read = 0;
-        for block in &mut self.log_blocks {
-            let mut kept = 0u64;
-            let mut present = block.present;
-            block.entries_before = entries.len() as u32;
-            while present != 0 {
-                let bit = present.trailing_zeros();
-                present &= present - 1;
-                let slot = self.log_entries[read];
-                read += 1;
-                if slot != TOMBSTONE_SLOT {
-                    kept |= 1 << bit;
-                    entries.push(slot);
-                }
-            }
-            block.present = kept;
-        }
-        assert_eq!(read, self.log_entries.len());
-        assert_eq!(entries.len(), live);
-        self.log_entries = entries;
-        self.tombstone_count = 0;
-        // The last block stays even when empty: it is where the next append goes.
-        let empty_leading = self
-            .log_blocks
-            .iter()
-            .take(self.log_blocks.len().saturating_sub(1))
-            .take_while(|b| b.present == 0)
-            .count();
-        if empty_leading > 0 {
-            self.log_blocks.drain(..empty_leading);
-            self.sequence_base += empty_leading as u32 * LOG_BLOCK_SEQUENCES;
-        }
-        shrink_gently(&mut self.log_blocks);
-    }
-
-    /// Gives the live likes the sequence numbers 1..=count, in their order. Only when the 32-bit sequence
-    /// space is used up; a walk in progress may then skip or repeat likes (see the module documentation).
-    fn renumber(&mut self) {
-        self.log_compact();
-        for chunk in 0..self.index_chunks.len() {
-            for position in 0..self.index_chunks[chunk].len() {
-                let sequence = self.index_chunks[chunk][position];
-                let entry = self
-                    .log_position(sequence)
-                    .expect("an indexed sequence number has a log entry");
-                self.index_chunks[chunk][position] = SEQUENCE_FIRST + entry as u32;
-            }
-        }
-        let live = self.log_entries.len() as u32;
-        self.sequence_base = SEQUENCE_FIRST;
-        self.sequence_next = SEQUENCE_FIRST + live;
-        self.log_blocks = (0..live.div_ceil(LOG_BLOCK_SEQUENCES))
-            .map(|block| {
-                let in_block = (live - block * LOG_BLOCK_SEQUENCES).min(LOG_BLOCK_SEQUENCES);
-                LogBlock {
-                    present: u64::MAX >> (LOG_BLOCK_SEQUENCES - in_block),
-                    entries_before: block * LOG_BLOCK_SEQUENCES,
-                }
-            })
-            .collect();
-    }
-
-    // --- user ids ----------------------------------------------------------------------------------------
-
-    /// The user id of a live sequence number.
-    fn sequence_key(&self, sequence: u32) -> UserKey<'_> {
-        self.slot_key(self.sequence_slot(sequence))
-    }
-
-    /// The slot of a live sequence number.
-    fn sequence_slot(&self, sequence: u32) -> u32 {
-        let entry = self
-            .log_position(sequence)
-            .expect("an indexed sequence number has a log entry");
-        let slot = self.log_entries[entry];
-        debug_assert_ne!(slot, TOMBSTONE_SLOT);
-        slot
-    }
-
-    fn slot_key(&self, slot: u32) -> UserKey<'_> {
-        if slot & TEXT_SLOT_FLAG == 0 {
-            return UserKey::Integer(slot);
-        }
-        let texts = self.texts().expect("a text slot implies a text table");
-        UserKey::Text(
-            texts.by_slot[(slot & !TEXT_SLOT_FLAG) as usize]
-                .as_deref()
-                .expect("a live text slot"),
-        )
-    }
-
-    fn slot_user(&self, slot: u32) -> Vec<u8> {
-        match self.slot_key(slot) {
-            UserKey::Integer(value) => value.to_string().into_bytes(),
-            UserKey::Text(bytes) => bytes.to_vec(),
-        }
-    }
-
-    /// Stores a text id and returns its slot value (flag set).
-    fn text_insert(&mut self, bytes: &[u8]) -> u32 {
-        let texts = &mut self.side_tables.get_or_insert_with(Box::default).texts;
-        let text = Some(bytes.to_vec().into_boxed_slice());
-        let number = match texts.free_slots.pop() {
-            Some(number) => {
-                texts.by_slot[number as usize] = text;
-                number
-            }
-            None => {
-                texts.by_slot.push(text);
-                (texts.by_slot.len() - 1) as u32
-            }
-        };
-        assert!(number < TOMBSTONE_SLOT & !TEXT_SLOT_FLAG);
-        number | TEXT_SLOT_FLAG
-    }
-
-    fn text_remove(&mut self, number: u32) {
-        let side_tables = self
-            .side_tables
-            .as_mut()
-            .expect("a text slot implies a text table");
-        let texts = &mut side_tables.texts;
-        assert!(texts.by_slot[number as usize].take().is_some());
-        texts.free_slots.push(number);
-        if texts.free_slots.len() == texts.by_slot.len() {
-            *texts = TextUserIds::default();
-            self.side_tables_tidy();
-        }
-    }
-
-    /// The text table, while the post has text ids.
-    fn texts(&self) -> Option<&TextUserIds> {
-        let texts = &self.side_tables.as_ref()?.texts;
-        (!texts.by_slot.is_empty()).then_some(texts)
-    }
-}
-
-/// Makes room for the samples of a new chunk at `chunk`; the caller fills them in.
-fn samples_insert_chunk(samples: &mut IndexSamples, chunk: usize) {
-    let at = chunk * INDEX_SAMPLES_PER_CHUNK;
-    reserve_gently(&mut samples.chunk_first_slots, 1);
-    samples.chunk_first_slots.insert(chunk, 0);
-    reserve_gently(&mut samples.slots, INDEX_SAMPLES_PER_CHUNK);
-    samples.slots.splice(at..at, [0; INDEX_SAMPLES_PER_CHUNK]);
-    reserve_gently(&mut samples.positions, INDEX_SAMPLES_PER_CHUNK);
-    samples
-        .positions
-        .splice(at..at, [0; INDEX_SAMPLES_PER_CHUNK]);
-}
-
-fn samples_remove_chunk(samples: &mut IndexSamples, chunk: usize) {
-    let group = chunk * INDEX_SAMPLES_PER_CHUNK..(chunk + 1) * INDEX_SAMPLES_PER_CHUNK;
-    samples.chunk_first_slots.remove(chunk);
-    samples.slots.drain(group.clone());
-    samples.positions.drain(group);
 }
 
 fn validate_user(user: &[u8]) -> Result<(), String> {

@@ -274,7 +274,10 @@ fn index_samples_follow_inserts_removals_splits_and_merges() {
         if i % 7 == 0 {
             likes.check_invariants();
         }
-        assert_eq!(likes.samples().is_some(), i + 1 >= INDEX_SAMPLED_LIKES_MIN);
+        assert_eq!(
+            likes.samples().is_some(),
+            i + 1 >= LIKES_INDEX_SAMPLED_LIKES_MIN
+        );
     }
     assert!(likes.index_chunks.len() > 2);
     // Removing from the low end moves every sample of the first chunk, and removes sampled entries.
@@ -287,10 +290,10 @@ fn index_samples_follow_inserts_removals_splits_and_merges() {
     }
     assert!(likes.samples().is_none() && likes.is_empty());
     // Below the threshold, then back above it: hysteresis keeps the samples until half of it.
-    for i in 0..INDEX_SAMPLED_LIKES_MIN {
+    for i in 0..LIKES_INDEX_SAMPLED_LIKES_MIN {
         likes.add(&user(i)).unwrap();
     }
-    for i in 0..=INDEX_SAMPLED_LIKES_MIN / 2 {
+    for i in 0..=LIKES_INDEX_SAMPLED_LIKES_MIN / 2 {
         assert!(likes.samples().is_some());
         likes.remove(&user(i));
         likes.check_invariants();

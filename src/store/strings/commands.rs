@@ -341,7 +341,7 @@ pub fn append(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
 
 #[cfg(test)]
 mod tests {
-    use crate::small_bytes::INLINE_LENGTH_MAX;
+    use crate::limits::SMALL_BYTES_INLINE_LENGTH_MAX;
     use crate::store::live_store::{reply_text, Live};
 
     fn bulk(text: &str) -> String {
@@ -351,7 +351,7 @@ mod tests {
     #[test]
     fn values_on_both_sides_of_the_inline_limit_read_back_byte_for_byte() {
         let mut live = Live::new();
-        for length in INLINE_LENGTH_MAX - 2..=INLINE_LENGTH_MAX + 2 {
+        for length in SMALL_BYTES_INLINE_LENGTH_MAX - 2..=SMALL_BYTES_INLINE_LENGTH_MAX + 2 {
             let value: String = (0..length)
                 .map(|index| (b'a' + index as u8 % 26) as char)
                 .collect();
