@@ -97,7 +97,7 @@ pub const SMALL_BYTES_INLINE_LENGTH_MAX: usize = 30;
 pub const SNAPSHOT_SHARED_VALUES_PER_STEP_MAX: usize = 4096;
 
 /// Collections with at least this many elements are handed to the snapshot writer by handle; smaller ones
-/// are serialized on the loop (tens to hundreds of microseconds at most), so a command that changes them
+/// are serialized on the loop (a short pause, bounded by this size), so a command that changes them
 /// during a compaction never has to copy them.
 pub const SNAPSHOT_SHARE_ELEMENTS_MIN: u64 = 65_536;
 

@@ -101,6 +101,9 @@ impl Live {
                 dispatch::replay(&mut store, &arguments, *now_ms, &mut scratch)?;
             }
         }
+        // The pair of the checks the commands made as they ran: both stores must be whole.
+        self.store.check_invariants();
+        store.check_invariants();
         Ok(store)
     }
 }

@@ -16,8 +16,8 @@
 //! - Deterministic: the same operations give the same state and the same answers, so a replayed log
 //!   rebuilds every post exactly.
 //!
-//! # Memory layout (about 10 bytes a like; 12.8 of resident growth with keys and allocator overhead at the
-//! benchmark shape, see `examples/likes_memory.rs`)
+//! # Memory layout (two 4-byte entries a like, plus small per-post overheads; `examples/likes_memory.rs`
+//! measures it)
 //! A user id that is a canonical decimal integer below 2^31 (no sign, no leading zero: "007", "+7" and "-1"
 //! are text so they round-trip byte-exactly) is stored as itself in 4 bytes; any other id is stored once in
 //! a per-post text table and referenced by its slot number with the top bit set. Either way a like is one

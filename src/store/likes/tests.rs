@@ -467,7 +467,7 @@ fn run_against_model(pool: &[Vec<u8>], operations: &[Operation]) -> Likes {
 }
 
 proptest! {
-    // Debug builds are slow and the machine is shared: fewer, longer cases for the large pools.
+    // Debug builds are slow: fewer, longer cases for the large pools.
     #![proptest_config(ProptestConfig::with_cases(64))]
 
     #[test]
@@ -496,7 +496,7 @@ proptest! {
     }
 }
 
-/// Likes over posts with Zipf-distributed popularity and uniform integer users, as in the benchmark
+/// Likes over posts with Zipf-distributed popularity and uniform integer users, as in the likes load
 /// (20,000 posts, users up to 50 million); returns bytes per like by `approximate_memory_bytes`.
 pub(crate) fn zipf_bytes_per_like(posts: usize, likes_total: usize) -> f64 {
     let mut random = 0x9E37_79B9_7F4A_7C15u64;

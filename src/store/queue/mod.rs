@@ -31,7 +31,7 @@
 //! `now_ms`. The users [`WaitingRoom::expire_idle`] drops must be logged too (as LEAVE records, for
 //! example), because positions count idlers until they are dropped. Expired passes need no record for the
 //! answers' sake: a pass past its expiry answers as absent whether or not [`WaitingRoom::expire_passes`] has
-//! removed it. dibs logs them anyway (`queue_commands`), so a replayed room equals the live one.
+//! removed it. dibs logs them anyway (`commands`), so a replayed room equals the live one.
 
 pub mod codec;
 pub mod commands;

@@ -126,7 +126,7 @@ pub fn set(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
         return Ok(Reply::OK);
     }
     // One lookup answers both questions; the old value is copied only for GET (SET runs for every SET
-    // record on replay, where a copy and a second lookup per record are measurable).
+    // record on replay, where a copy and a second lookup per record add up).
     let (exists, old) = match read_string(store, key, call.now_ms) {
         Ok(old) => (old.is_some(), if return_old { old.cloned() } else { None }),
         Err(reply) if return_old => return Err(reply),
