@@ -564,4 +564,6 @@ fn validate_quantity(quantity: u64) -> Result<(), String> {
 }
 
 #[cfg(test)]
+mod model_tests;
+#[cfg(test)]
 mod tests;
