@@ -53,6 +53,12 @@ pub fn truncated(argument: &[u8]) -> String {
         .into_owned()
 }
 
+/// An expiry time Redis refuses (not positive where it must be, or overflowing in milliseconds), for
+/// SET's options, SETEX, PSETEX and the EXPIRE family.
+pub fn invalid_expire_time(command: &str) -> Reply {
+    Reply::error(format!("ERR invalid expire time in '{command}' command"))
+}
+
 /// A call whose argument count the command's arity refuses.
 pub fn wrong_arity(name: &str) -> Reply {
     Reply::error(format!(

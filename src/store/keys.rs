@@ -6,7 +6,7 @@
 
 use bytes::Bytes;
 
-use crate::command::error::{not_an_integer, syntax_error};
+use crate::command::error::{invalid_expire_time, not_an_integer, syntax_error};
 use crate::command::parse::{is_option, parse_cursor, parse_scan_options};
 use crate::command::reply::{integer_bytes, scan_reply};
 use crate::command::Call;
@@ -81,7 +81,7 @@ fn expire_generic(
             "ERR GT and LT options at the same time are not compatible",
         ));
     }
-    let invalid = || Reply::error(format!("ERR invalid expire time in '{command}' command"));
+    let invalid = || invalid_expire_time(command);
     let Some(milliseconds) = amount.checked_mul(unit_ms) else {
         return Err(invalid());
     };

@@ -440,7 +440,8 @@ impl Coupon {
             + self.request_outcomes.approximate_memory_bytes()
     }
 
-    /// Checks every invariant, walking all holders: for tests and debugging, not for the hot path.
+    /// Checks every invariant, walking all holders: in tests, and in debug builds after a snapshot load
+    /// and after replay (`Value::check_invariants`); never on the hot path.
     pub fn check_invariants(&self) {
         self.assert_counts();
         assert_eq!(self.holder_index_by_number.len() as u64, self.issued);

@@ -347,7 +347,8 @@ impl Likes {
         size_of::<Self>() + index + log + side_tables + texts + samples
     }
 
-    /// Asserts every structural invariant; O(n log n). For tests and debug checks after replay.
+    /// Asserts every structural invariant; O(n log n). In tests, and in debug builds after a snapshot load
+    /// and after replay (`Value::check_invariants`).
     pub fn check_invariants(&self) {
         let indexed: usize = self.index_chunks.iter().map(Vec::len).sum();
         assert_eq!(

@@ -336,7 +336,8 @@ impl WaitingRoom {
             + (self.line.capacity() + self.line_ranks.capacity()) * size_of::<u32>()
     }
 
-    /// Asserts every structural invariant; O(n log n). For tests and debug checks after replay.
+    /// Asserts every structural invariant; O(n log n). In tests, and in debug builds after a snapshot load
+    /// and after replay (`Value::check_invariants`).
     pub fn check_invariants(&self) {
         assert_eq!(self.line.len(), self.line_ranks.len());
         assert!(self.line[..self.line_head]

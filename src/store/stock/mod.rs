@@ -423,7 +423,8 @@ impl Stock {
             + self.request_replies.approximate_memory_bytes()
     }
 
-    /// Checks every invariant, walking all open reservations: for tests and debugging, not the hot path.
+    /// Checks every invariant, walking all open reservations: in tests, and in debug builds after a
+    /// snapshot load and after replay (`Value::check_invariants`); never on the hot path.
     pub fn check_invariants(&self) {
         self.assert_conserved();
         assert_eq!(self.open.len(), self.expiry_order.len());

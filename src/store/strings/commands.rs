@@ -4,7 +4,7 @@
 //! absolute ones (`SET k v EX 10` is logged as `SET k v PXAT <now + 10000>`), so replay never depends on
 //! when it runs.
 
-use crate::command::error::{not_an_integer, syntax_error, wrong_type};
+use crate::command::error::{invalid_expire_time, not_an_integer, syntax_error, wrong_type};
 use crate::command::parse::is_option;
 use crate::command::reply::integer_bytes;
 use crate::command::Call;
@@ -39,10 +39,6 @@ enum Expiry {
     Clear,
     Keep,
     At(u64),
-}
-
-fn invalid_expire_time(command: &str) -> Reply {
-    Reply::error(format!("ERR invalid expire time in '{command}' command"))
 }
 
 /// Turns a relative or absolute expiry argument into absolute milliseconds, rejecting values Redis
