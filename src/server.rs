@@ -23,6 +23,8 @@ use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::clock::system_time_ms;
+use crate::command::error::not_an_integer;
+use crate::command::parse::is_option;
 use crate::command::Mutations;
 use crate::compaction::{Compaction, Triggers};
 use crate::config::{Config, YesNo};
@@ -875,7 +877,7 @@ impl Server {
             ServerCommand::Select => match resp::parse_integer(arguments[1]) {
                 Some(0) => Reply::OK,
                 Some(_) => Reply::error("ERR DB index is out of range"),
-                None => crate::command::error::not_an_integer(),
+                None => not_an_integer(),
             },
             ServerCommand::Client => self.client(connection, arguments),
             ServerCommand::Command => crate::introspection::command(arguments),
@@ -993,16 +995,14 @@ impl Server {
         let mut name = None;
         while index < arguments.len() {
             let option = arguments[index];
-            if crate::command::parse::is_option(option, "AUTH") && index + 2 < arguments.len() {
+            if is_option(option, "AUTH") && index + 2 < arguments.len() {
                 let reply = self.check_password(arguments[index + 1], arguments[index + 2]);
                 if reply.is_error() {
                     return reply;
                 }
                 connection.authenticated = true;
                 index += 3;
-            } else if crate::command::parse::is_option(option, "SETNAME")
-                && index + 1 < arguments.len()
-            {
+            } else if is_option(option, "SETNAME") && index + 1 < arguments.len() {
                 if let Err(reply) = validate_client_name(arguments[index + 1]) {
                     return reply;
                 }
@@ -1097,9 +1097,9 @@ impl Server {
                         String::from_utf8_lossy(arguments[2])
                     ));
                 }
-                if crate::command::parse::is_option(arguments[2], "LIB-NAME") {
+                if is_option(arguments[2], "LIB-NAME") {
                     connection.library_name = value.to_vec();
-                } else if crate::command::parse::is_option(arguments[2], "LIB-VER") {
+                } else if is_option(arguments[2], "LIB-VER") {
                     connection.library_version = value.to_vec();
                 } else {
                     return Reply::error(format!(
