@@ -1,10 +1,14 @@
 //! A coupon's snapshot encoding (conventions in `store::encoding`): limits, counters, holders in order
 //! with their numbers, and the request-ID cache. The number-to-holder table is rebuilt on decode.
 
-use super::*;
+use indexmap::IndexMap;
+
+use super::{Coupon, HeldNumbers, IssueOutcome, IssueStatus, HOLDER_INDEX_REVOKED};
+use crate::limits::COUPON_NUMBER_MAX;
 use crate::store::encoding::{
     put_bytes, put_count, put_option_u64, put_u64, put_u8, Codec, Reader,
 };
+use crate::store::idempotency::IdempotencyCache;
 
 impl Codec for IssueOutcome {
     fn encode(&self, out: &mut Vec<u8>) {

@@ -1,6 +1,10 @@
 //! A post's snapshot encoding (conventions in `store::encoding`).
 
-use super::*;
+use super::{
+    Likes, LogBlock, SideTables, TextUserIds, UserKey, LOG_BLOCK_SEQUENCES, TEXT_SLOT_FLAG,
+    TOMBSTONE_SLOT,
+};
+use crate::limits::{LIKES_INDEX_CHUNK_ENTRIES_MAX, LIKES_INDEX_SAMPLED_LIKES_MIN};
 use crate::store::encoding::{put_bytes, put_count, put_u32, put_u32s, put_u64, put_u8, Reader};
 
 impl Likes {

@@ -1,6 +1,6 @@
 //! A waiting room's snapshot encoding (conventions in `store::encoding`).
 
-use super::*;
+use super::{Entry, EntryState, WaitingRoom, SLOT_VACANT};
 use crate::store::encoding::{put_bytes, put_count, put_u32, put_u32s, put_u64, put_u8, Reader};
 
 impl WaitingRoom {

@@ -1,7 +1,13 @@
 //! A sku's snapshot encoding (conventions in `store::encoding`).
 
-use super::*;
+use std::collections::{BTreeSet, HashMap};
+
+use super::{
+    OpenReservation, RememberedReply, ReservationState, ReserveOutcome, Stock, StockStatus,
+    TakeOutcome,
+};
 use crate::store::encoding::{put_count, put_option_u64, put_u64, put_u8, Codec, Reader};
+use crate::store::idempotency::{IdempotencyCache, WindowedMap};
 
 fn put_stock_status(out: &mut Vec<u8>, status: StockStatus) {
     put_u8(

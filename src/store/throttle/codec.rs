@@ -1,6 +1,6 @@
 //! A rate limiter's snapshot encoding (conventions in `store::encoding`): its theoretical arrival time.
 
-use super::*;
+use super::Throttle;
 use crate::store::encoding::{put_u64, Reader};
 
 impl Throttle {
