@@ -2,7 +2,10 @@
 //! `LIKES_INDEX_CHUNK_ENTRIES_MAX` entries, so an insert or a removal moves a bounded number of entries
 //! whatever the post's size; and the samples that let a search of a large post read few log entries.
 
-use super::*;
+use super::{reserve_gently, shrink_gently, IndexSamples, Likes, UserKey, SMALL_GROWTH_MIN};
+use crate::limits::{
+    LIKES_INDEX_CHUNK_ENTRIES_MAX, LIKES_INDEX_SAMPLED_LIKES_MIN, LIKES_INDEX_SAMPLES_PER_CHUNK,
+};
 
 impl Likes {
     /// Finds `key`: its chunk, and `Ok(position)` if present or `Err(position)` where it would go.

@@ -2,7 +2,10 @@
 //! bitmap, with tombstones for removed likes until a compaction; and the text table of user ids that are
 //! not canonical integers.
 
-use super::*;
+use super::{
+    reserve_gently, shrink_gently, Likes, LogBlock, TextUserIds, UserKey, LOG_BLOCK_SEQUENCES,
+    SEQUENCE_EXHAUSTED, SEQUENCE_FIRST, SMALL_GROWTH_MIN, TEXT_SLOT_FLAG, TOMBSTONE_SLOT,
+};
 
 impl Likes {
     pub(super) fn log_append(&mut self, slot: u32) -> u32 {
