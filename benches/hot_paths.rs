@@ -9,10 +9,11 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
 use dibs::aof::record;
+use dibs::command::Mutations;
 use dibs::dispatch;
 use dibs::resp::{self, DecodeLimits, Protocol, Reply, Request, RequestDecoder};
 use dibs::store::likes::Likes;
-use dibs::store::{Mutations, Store};
+use dibs::store::Store;
 
 /// A pipeline of `count` SET requests, as a client would send it.
 fn pipeline(count: usize) -> Vec<u8> {

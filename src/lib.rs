@@ -20,6 +20,7 @@
 //! - `introspection`: INFO, CONFIG and COMMAND. `config`: the command line. `logging`, `memory`, `glob`.
 pub mod aof;
 pub mod clock;
+pub mod command;
 pub mod compaction;
 pub mod config;
 pub mod connection;

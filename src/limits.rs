@@ -67,22 +67,37 @@ pub const WATCHED_KEYS_MAX: usize = 10_000;
 /// Elements SCAN, SSCAN and similar cursors may be asked for in one call.
 pub const SCAN_COUNT_MAX: usize = 100_000;
 
+/// How much of an unknown command's name, and of its first arguments together, the error reply quotes
+/// back (Redis's figure), so a client can't make one error reply large.
+pub const UNKNOWN_COMMAND_ECHO_LENGTH_MAX: usize = 128;
+
 /// Longest client name CLIENT SETNAME accepts.
 pub const CLIENT_NAME_LENGTH_MAX: usize = 1024;
 
 /// Shards of the keyspace: each is its own hash table, so growing past a power of two rehashes one shard,
-/// not every key at once. One map of 5 M keys paused the loop for 50-250 ms on a resize; with 1024 shards a
-/// shard holds ~5 k keys at that size and resizes in microseconds. More shards cost a little memory per
-/// keyspace (one empty map each, ~90 KB in all) and a little work when SCAN or a snapshot crosses empty ones.
-/// A power of two, so the shard is a shift of the key's hash.
+/// not every key at once: a pause proportional to a thousandth of the keys instead of all of them. More
+/// shards cost a little memory per keyspace (one empty map each) and a little work when SCAN or a snapshot
+/// crosses empty ones. A power of two, so the shard is a shift of the key's hash.
 pub const KEYSPACE_SHARD_COUNT: usize = 1024;
+
+/// SCAN cursors carry the shard above this many bits of position within the shard (a shard would need
+/// 2^40 keys to overflow it; SCAN asserts it does not).
+pub const SCAN_CURSOR_SHARD_SHIFT: u32 = 40;
+
+/// How many entries a snapshot step walks between two questions to its time budget: often enough that a
+/// step overruns its budget by little, rarely enough that reading the clock costs little.
+pub const SNAPSHOT_BUDGET_CHECK_ENTRIES: usize = 64;
+
+/// The longest key name or string value `SmallBytes` keeps inline: its 32 bytes less the enum's tag and
+/// the length byte. Longer ones live in one shared heap allocation.
+pub const SMALL_BYTES_INLINE_LENGTH_MAX: usize = 30;
 
 /// Collections one compaction step hands the snapshot writer thread by handle (see `store::keyspace`).
 /// Bounds the writer's work per step's hand-over, and so how long a write to one of them may wait.
 pub const SNAPSHOT_SHARED_VALUES_PER_STEP_MAX: usize = 4096;
 
 /// Collections with at least this many elements are handed to the snapshot writer by handle; smaller ones
-/// are serialized on the loop (tens to hundreds of microseconds at most), so a command that changes them
+/// are serialized on the loop (a short pause, bounded by this size), so a command that changes them
 /// during a compaction never has to copy them.
 pub const SNAPSHOT_SHARE_ELEMENTS_MIN: u64 = 65_536;
 
@@ -123,6 +138,17 @@ pub const SNAPSHOT_LOAD_THREADS_MAX: usize = 8;
 
 const _: () = assert!(INLINE_LENGTH_MAX < BULK_LENGTH_MAX);
 const _: () = assert!(KEYSPACE_SHARD_COUNT.is_power_of_two() && KEYSPACE_SHARD_COUNT > 1);
+const _: () = assert!(
+    SCAN_CURSOR_SHARD_SHIFT + KEYSPACE_SHARD_COUNT.trailing_zeros() <= 64,
+    "a SCAN cursor holds the shard and the position in one u64"
+);
+const _: () = assert!(SNAPSHOT_BUDGET_CHECK_ENTRIES > 0);
+const _: () = assert!(
+    SMALL_BYTES_INLINE_LENGTH_MAX <= u8::MAX as usize,
+    "the inline length is one byte"
+);
+const _: () = assert!(SMALL_BYTES_INLINE_LENGTH_MAX < INLINE_LENGTH_MAX);
+const _: () = assert!(UNKNOWN_COMMAND_ECHO_LENGTH_MAX <= INLINE_LENGTH_MAX);
 const _: () = assert!(UNAUTHENTICATED_BULK_LENGTH_MAX <= UNAUTHENTICATED_QUERY_BUFFER_SIZE_MAX);
 const _: () = assert!(BULK_LENGTH_MAX < QUERY_BUFFER_SIZE_MAX);
 const _: () = assert!(READ_CHUNK_SIZE <= READ_SIZE_PER_ITERATION_MAX);
@@ -253,6 +279,15 @@ pub const LIKES_LIST_COUNT_MAX: u64 = 1_000;
 /// 4-byte entries (2 KiB), whatever the size of the post.
 pub const LIKES_INDEX_CHUNK_ENTRIES_MAX: usize = 512;
 
+/// Samples kept inside each index chunk besides its first entry, so that a search reads few entries
+/// through the order log between two samples. More samples save cache misses on a search of a large post
+/// and cost memory on every sampled post.
+pub const LIKES_INDEX_SAMPLES_PER_CHUNK: usize = 7;
+
+/// A post gets index samples once it holds this many likes (once its index has more than one chunk), and
+/// drops them below half as many: most posts are small, and a search of a one-chunk index is short anyway.
+pub const LIKES_INDEX_SAMPLED_LIKES_MIN: u32 = 512;
+
 /// Removed likes leave a 4-byte tombstone in the post's order log until there are at least this many and
 /// at least a quarter as many as live likes; then the log is compacted in one linear pass.
 pub const LIKES_TOMBSTONES_COMPACT_MIN: usize = 64;
@@ -297,6 +332,14 @@ pub const THROTTLE_TOLERANCE_S_MAX: i64 = 100 * 365 * 86_400;
 
 const _: () = assert!(LIKES_PER_POST_MAX < (1 << 31));
 const _: () = assert!(LIKES_INDEX_CHUNK_ENTRIES_MAX >= 4);
+const _: () = assert!(
+    LIKES_INDEX_SAMPLES_PER_CHUNK < LIKES_INDEX_CHUNK_ENTRIES_MAX / 2,
+    "a split chunk holds at least half the maximum: room for every sample"
+);
+const _: () = assert!(
+    LIKES_INDEX_SAMPLED_LIKES_MIN as usize >= LIKES_INDEX_CHUNK_ENTRIES_MAX,
+    "samples only once the index has more than one chunk"
+);
 const _: () = assert!(QUEUE_WAITERS_MAX * 2 + QUEUE_LINE_COMPACT_MIN < u32::MAX as usize);
 const _: () = assert!(THROTTLE_PERIOD_S_MAX as i128 * 1_000_000_000 <= i64::MAX as i128);
 const _: () = assert!(

@@ -4,10 +4,11 @@
 //! Why: a lookup compares the probed entry's key with the request's. With `Bytes` (32 bytes plus a separate
 //! heap allocation) every compare chased a pointer to another cache line, and every new key or string value
 //! cost a `malloc` and later a `free` (SET replaces a value, INCR rewrote its digits each time). Up to
-//! [`INLINE_LENGTH_MAX`] bytes (nearly all key names, such as `user:1234` or `key:000000012345`, and every
-//! counter's digits) live inside the 32-byte value itself: the compare touches only the map entry, and
-//! making, replacing or copying one allocates nothing. Longer ones live in one shared heap allocation
-//! (`Arc<[u8]>`), so a copy (a GET reply, an expiry index entry) is a reference count, as with `Bytes`.
+//! `limits::SMALL_BYTES_INLINE_LENGTH_MAX` bytes (nearly all key names, such as `user:1234` or
+//! `key:000000012345`, and every counter's digits) live inside the 32-byte value itself: the compare
+//! touches only the map entry, and making, replacing or copying one allocates nothing. Longer ones live in
+//! one shared heap allocation (`Arc<[u8]>`), so a copy (a GET reply, an expiry index entry) is a reference
+//! count, as with `Bytes`.
 //!
 //! Guarantees:
 //! - A `SmallBytes` hashes, compares and orders exactly as the `[u8]` it holds (`Hash`, `Eq` and `Ord` all
@@ -24,8 +25,7 @@ use std::hash::{Hash, Hasher};
 use std::ops::Deref;
 use std::sync::Arc;
 
-/// The longest byte string kept inline: 32 bytes less the enum's tag and the length byte.
-pub const INLINE_LENGTH_MAX: usize = 30;
+use crate::limits::SMALL_BYTES_INLINE_LENGTH_MAX;
 
 /// A key name or a string value; see the module documentation.
 #[derive(Clone)]
@@ -36,20 +36,19 @@ enum Representation {
     /// `bytes[..length]` are the bytes; the rest is zero (never read).
     Inline {
         length: u8,
-        bytes: [u8; INLINE_LENGTH_MAX],
+        bytes: [u8; SMALL_BYTES_INLINE_LENGTH_MAX],
     },
-    /// Longer than `INLINE_LENGTH_MAX`; shared, so cloning never copies.
+    /// Longer than `SMALL_BYTES_INLINE_LENGTH_MAX`; shared, so cloning never copies.
     Heap(Arc<[u8]>),
 }
 
 const _: () = assert!(std::mem::size_of::<SmallBytes>() == 32);
-const _: () = assert!(INLINE_LENGTH_MAX <= u8::MAX as usize);
 
 impl SmallBytes {
     /// A copy of `bytes`.
     pub fn copy_from_slice(bytes: &[u8]) -> SmallBytes {
-        if bytes.len() <= INLINE_LENGTH_MAX {
-            let mut inline = [0; INLINE_LENGTH_MAX];
+        if bytes.len() <= SMALL_BYTES_INLINE_LENGTH_MAX {
+            let mut inline = [0; SMALL_BYTES_INLINE_LENGTH_MAX];
             inline[..bytes.len()].copy_from_slice(bytes);
             SmallBytes(Representation::Inline {
                 length: bytes.len() as u8,
@@ -180,12 +179,12 @@ mod tests {
 
     #[test]
     fn short_byte_strings_are_inline_and_long_ones_shared_on_the_heap() {
-        for length in 0..=INLINE_LENGTH_MAX + 2 {
+        for length in 0..=SMALL_BYTES_INLINE_LENGTH_MAX + 2 {
             let bytes = vec![b'k'; length];
             let key = SmallBytes::copy_from_slice(&bytes);
             assert_eq!(key.as_bytes(), &bytes[..]);
             assert_eq!(key.len(), length);
-            assert_eq!(key.is_inline(), length <= INLINE_LENGTH_MAX);
+            assert_eq!(key.is_inline(), length <= SMALL_BYTES_INLINE_LENGTH_MAX);
             // A clone of a long one shares its allocation (a GET reply costs a reference count).
             let clone = key.clone();
             assert_eq!(clone, key);
@@ -221,7 +220,7 @@ mod tests {
     fn any_bytes() -> impl Strategy<Value = Vec<u8>> {
         // Lengths around the inline limit matter most; small alphabets make equal prefixes likely.
         prop_oneof![
-            proptest::collection::vec(0u8..4, 0..=INLINE_LENGTH_MAX + 4),
+            proptest::collection::vec(0u8..4, 0..=SMALL_BYTES_INLINE_LENGTH_MAX + 4),
             proptest::collection::vec(any::<u8>(), 0..80),
         ]
     }

@@ -12,11 +12,12 @@ use common::{run_to_exit, Server, TempDir};
 use dibs::aof::directory::log_files;
 use dibs::aof::payload::decode_payload;
 use dibs::aof::record::{scan, ScanVerdict};
+use dibs::command::Mutations;
 use dibs::config::Config;
 use dibs::dispatch::{self, Handler};
 use dibs::recovery::recover;
 use dibs::resp::Reply;
-use dibs::store::{Mutations, Store};
+use dibs::store::Store;
 use redis::Commands;
 
 /// Single SETs written before the transaction.

@@ -15,8 +15,12 @@ use std::sync::OnceLock;
 pub use spec::{Arity, CommandSpec, Handler, KeySpec, ServerCommand, StoreHandler};
 pub use table::COMMANDS;
 
+pub use crate::command::error::{unknown_command, wrong_arity};
+
+use crate::command::error::truncated;
+use crate::command::{Call, Mutations};
 use crate::resp::Reply;
-use crate::store::{Call, Mutations, Store};
+use crate::store::Store;
 
 /// Finds a command by name, ignoring case. Runs once per command, live and on replay, so the table hashes
 /// with ahash rather than the standard SipHash; the names are ours, not an attacker's.
@@ -49,37 +53,6 @@ pub fn client_commands() -> impl Iterator<Item = &'static CommandSpec> {
     COMMANDS.iter().filter(|spec| spec.is_for_clients())
 }
 
-/// Redis's reply to an unknown command: the name as sent cut to 128 bytes, then the first arguments,
-/// quoted, until the list reaches 128 bytes (the argument that crosses the mark is cut there).
-pub fn unknown_command(arguments: &[&[u8]]) -> Reply {
-    const LISTED_ARGUMENTS_LENGTH_MAX: usize = 128;
-    let mut listed = Vec::new();
-    for argument in &arguments[1..] {
-        if listed.len() >= LISTED_ARGUMENTS_LENGTH_MAX {
-            break;
-        }
-        let room = LISTED_ARGUMENTS_LENGTH_MAX - listed.len();
-        listed.push(b'\'');
-        listed.extend_from_slice(&argument[..argument.len().min(room)]);
-        listed.extend_from_slice(b"' ");
-    }
-    Reply::error(format!(
-        "ERR unknown command '{}', with args beginning with: {}",
-        truncated(arguments[0]),
-        String::from_utf8_lossy(&listed)
-    ))
-}
-
-fn truncated(argument: &[u8]) -> String {
-    String::from_utf8_lossy(&argument[..argument.len().min(128)]).into_owned()
-}
-
-pub fn wrong_arity(name: &str) -> Reply {
-    Reply::error(format!(
-        "ERR wrong number of arguments for '{name}' command"
-    ))
-}
-
 /// Runs a data command: the handler, then WATCH bookkeeping for any key it changed. The arity has been
 /// checked by the caller. Live traffic and replay both come through here.
 pub fn execute(
@@ -98,7 +71,8 @@ pub fn execute(
             now_ms,
             mutations,
         },
-    );
+    )
+    .unwrap_or_else(|refusal| refusal);
     if mutations.command_count() != logged_before && store.keyspace.has_watchers() {
         for index in spec.key_indexes(arguments.len()) {
             store.keyspace.touch(arguments[index]);

@@ -2,10 +2,13 @@
 //! its keys are and which handler runs it. The table itself is `table.rs`; the checks that read these
 //! fields before a handler runs are in `dispatch`.
 
+use crate::command::Call;
 use crate::resp::Reply;
-use crate::store::{Call, Store};
+use crate::store::Store;
 
-pub type StoreHandler = fn(&mut Store, &mut Call) -> Reply;
+/// A data command's handler: `Ok` with the reply, or `Err` with the error reply of a call it refused
+/// after changing nothing.
+pub type StoreHandler = fn(&mut Store, &mut Call) -> Result<Reply, Reply>;
 
 /// Commands the event loop answers itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,7 +7,8 @@ use super::{io_error, RecoveryError, SnapshotBase};
 use crate::aof::payload::{decode_payload_into, DecodedPayload};
 use crate::aof::record::{ScanVerdict, Scanner};
 use crate::dispatch;
-use crate::store::{Mutations, Store};
+use crate::command::Mutations;
+use crate::store::Store;
 
 /// A replay across the log files in order: the sequence the next record must have, and what was applied.
 pub(super) struct Replay<'s> {

@@ -46,7 +46,8 @@ use crate::dispatch::{self, CommandSpec, Handler, ServerCommand};
 use crate::journal::{Journal, Progress};
 use crate::limits;
 use crate::resp::Reply;
-use crate::store::{self, Mutations, Store};
+use crate::command::Mutations;
+use crate::store::{self, Store};
 
 const LISTENER: Token = Token(0);
 const WAKER: Token = Token(1);

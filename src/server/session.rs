@@ -8,7 +8,8 @@ use crate::connection::Connection;
 use crate::dispatch;
 use crate::limits;
 use crate::resp::{self, Protocol, Reply};
-use crate::store;
+use crate::command::error::not_an_integer;
+use crate::command::parse::is_option;
 
 impl Server {
     /// PING: the table's arity allows one optional message.
@@ -29,7 +30,7 @@ impl Server {
         match resp::parse_integer(arguments[1]) {
             Some(0) => Reply::OK,
             Some(_) => Reply::error("ERR DB index is out of range"),
-            None => store::not_an_integer(),
+            None => not_an_integer(),
         }
     }
 
@@ -63,14 +64,14 @@ impl Server {
         let mut name = None;
         while index < arguments.len() {
             let option = arguments[index];
-            if store::is_option(option, "AUTH") && index + 2 < arguments.len() {
+            if is_option(option, "AUTH") && index + 2 < arguments.len() {
                 let reply = self.check_password(arguments[index + 1], arguments[index + 2]);
                 if reply.is_error() {
                     return reply;
                 }
                 connection.authenticated = true;
                 index += 3;
-            } else if store::is_option(option, "SETNAME") && index + 1 < arguments.len() {
+            } else if is_option(option, "SETNAME") && index + 1 < arguments.len() {
                 if let Err(reply) = validate_client_name(arguments[index + 1]) {
                     return reply;
                 }
@@ -167,9 +168,9 @@ impl Server {
                         String::from_utf8_lossy(arguments[2])
                     ));
                 }
-                if store::is_option(arguments[2], "LIB-NAME") {
+                if is_option(arguments[2], "LIB-NAME") {
                     connection.library_name = value.to_vec();
-                } else if store::is_option(arguments[2], "LIB-VER") {
+                } else if is_option(arguments[2], "LIB-VER") {
                     connection.library_version = value.to_vec();
                 } else {
                     return Reply::error(format!(

@@ -1,5 +1,5 @@
-//! The byte encoding of values in a snapshot: little-endian integers, length-prefixed byte strings, and
-//! one `encode`/`decode` pair per value type (in the type's own module) built from them.
+//! The byte encoding of values in a snapshot: little-endian integers, length-prefixed byte strings, the
+//! entry that frames one key's value, and the dispatch to each value type's own `codec.rs` by type tag.
 //!
 //! # Conventions (protocol.md copies them)
 //! - `u8`, `u32`, `u64`: little-endian, no padding.
@@ -18,9 +18,7 @@
 //! live one level up (`aof::snapshot`); what reaches `decode` has passed them, so an error here means an
 //! incompatible build or a bug, and start-up refuses with the message.
 
-use bytes::Bytes;
-
-use super::{coupon, likes, queue, stock, throttle, SetValue, Shared, Value};
+use super::{coupon, likes, queue, sets, stock, strings, throttle, Shared, Value};
 
 /// The type tag of each value in a snapshot entry.
 pub const TAG_STRING: u8 = 1;
@@ -249,14 +247,11 @@ pub fn read_entry<'a>(reader: &mut Reader<'a>) -> Result<RawEntry<'a>, String> {
 pub fn encode_value(value: &Value, out: &mut Vec<u8>) -> u8 {
     match value {
         Value::String(bytes) => {
-            out.extend_from_slice(bytes);
+            strings::codec::encode(bytes, out);
             TAG_STRING
         }
         Value::Set(members) => {
-            put_count(out, members.len());
-            for member in members.iter() {
-                put_bytes(out, member);
-            }
+            sets::codec::encode(members, out);
             TAG_SET
         }
         Value::Coupon(coupon) => {
@@ -282,29 +277,23 @@ pub fn encode_value(value: &Value, out: &mut Vec<u8>) -> u8 {
     }
 }
 
-/// The value encoded as `bytes` with type `tag` (all of `bytes`, nothing after it).
+/// The value encoded as `bytes` with type `tag` (all of `bytes`, nothing after it). In debug builds the
+/// value's invariants are checked right after decoding (a pair assertion with the checks the commands
+/// make as they change it): what passed the snapshot's checksums and still breaks one was written by a
+/// bug.
 pub fn decode_value(tag: u8, bytes: &[u8]) -> Result<Value, String> {
+    let value = decode_value_unchecked(tag, bytes)?;
+    #[cfg(debug_assertions)]
+    value.check_invariants();
+    Ok(value)
+}
+
+fn decode_value_unchecked(tag: u8, bytes: &[u8]) -> Result<Value, String> {
     let mut reader = Reader::new(bytes);
     let value = match tag {
         // A string is its bytes, with no length: the entry's value length says it.
-        TAG_STRING => {
-            return Ok(Value::String(
-                crate::small_bytes::SmallBytes::copy_from_slice(bytes),
-            ))
-        }
-        TAG_SET => {
-            let count = reader.count(4)?;
-            let mut members = Shared::new(SetValue::with_capacity_and_hasher(
-                count,
-                Default::default(),
-            ));
-            for _ in 0..count {
-                if !members.insert(Bytes::copy_from_slice(reader.bytes()?)) {
-                    return Err("a set member appears twice".to_string());
-                }
-            }
-            Value::Set(members)
-        }
+        TAG_STRING => return Ok(Value::String(strings::codec::decode(bytes))),
+        TAG_SET => Value::Set(sets::codec::decode(&mut reader)?),
         TAG_COUPON => Value::Coupon(Shared::new(coupon::Coupon::decode(&mut reader)?)),
         TAG_STOCK => Value::Stock(Shared::new(stock::Stock::decode(&mut reader)?)),
         TAG_LIKES => Value::Likes(Shared::new(likes::Likes::decode(&mut reader)?)),
@@ -330,6 +319,8 @@ pub fn value_deadline_ms(value: &Value) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::SetValue;
+    use bytes::Bytes;
 
     #[test]
     fn reader_refuses_counts_the_bytes_cannot_hold() {

@@ -6,11 +6,14 @@
 
 use bytes::Bytes;
 
-use super::sets::{parse_cursor, parse_scan_options, scan_reply};
-use super::{integer_bytes, is_option, Call, Store};
+use crate::command::error::{invalid_expire_time, not_an_integer, syntax_error};
+use crate::command::parse::{is_option, parse_cursor, parse_scan_options};
+use crate::command::reply::{integer_bytes, scan_reply};
+use crate::command::Call;
 use crate::resp::Reply;
+use crate::store::Store;
 
-pub fn del(store: &mut Store, call: &mut Call) -> Reply {
+pub fn del(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
     let mut deleted = 0;
     for key in &call.arguments[1..] {
         let live = store.keyspace.contains(key, call.now_ms);
@@ -22,22 +25,22 @@ pub fn del(store: &mut Store, call: &mut Call) -> Reply {
     if deleted > 0 {
         call.log_as_received();
     }
-    Reply::Integer(deleted)
+    Ok(Reply::Integer(deleted))
 }
 
-pub fn exists(store: &mut Store, call: &mut Call) -> Reply {
+pub fn exists(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
     let count = call.arguments[1..]
         .iter()
         .filter(|key| store.keyspace.contains(key, call.now_ms))
         .count();
-    Reply::Integer(count as i64)
+    Ok(Reply::Integer(count as i64))
 }
 
-pub fn type_of(store: &mut Store, call: &mut Call) -> Reply {
-    match store.keyspace.get(call.key(), call.now_ms) {
+pub fn type_of(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
+    Ok(match store.keyspace.get(call.key(), call.now_ms) {
         Some(entry) => Reply::status(entry.value.type_name()),
         None => Reply::status("none"),
-    }
+    })
 }
 
 /// EXPIRE, PEXPIRE, EXPIREAT, PEXPIREAT key time [NX | XX | GT | LT]
@@ -47,9 +50,9 @@ fn expire_generic(
     unit_ms: i64,
     relative: bool,
     command: &str,
-) -> Reply {
+) -> Result<Reply, Reply> {
     let Some(amount) = crate::resp::parse_integer(call.argument(2)) else {
-        return super::not_an_integer();
+        return Err(not_an_integer());
     };
     let (mut nx, mut xx, mut gt, mut lt) = (false, false, false, false);
     for option in &call.arguments[3..] {
@@ -62,33 +65,37 @@ fn expire_generic(
         } else if is_option(option, "LT") {
             lt = true;
         } else {
-            return Reply::error(format!(
+            return Err(Reply::error(format!(
                 "ERR Unsupported option {}",
                 String::from_utf8_lossy(option)
-            ));
+            )));
         }
     }
     if nx && (xx || gt || lt) {
-        return Reply::error("ERR NX and XX, GT or LT options at the same time are not compatible");
+        return Err(Reply::error(
+            "ERR NX and XX, GT or LT options at the same time are not compatible",
+        ));
     }
     if gt && lt {
-        return Reply::error("ERR GT and LT options at the same time are not compatible");
+        return Err(Reply::error(
+            "ERR GT and LT options at the same time are not compatible",
+        ));
     }
-    let invalid = || Reply::error(format!("ERR invalid expire time in '{command}' command"));
+    let invalid = || invalid_expire_time(command);
     let Some(milliseconds) = amount.checked_mul(unit_ms) else {
-        return invalid();
+        return Err(invalid());
     };
     let at = if relative {
         match milliseconds.checked_add(call.now_ms as i64) {
             Some(at) => at,
-            None => return invalid(),
+            None => return Err(invalid()),
         }
     } else {
         milliseconds
     };
     let key = call.key();
     let Some(entry) = store.keyspace.get(key, call.now_ms) else {
-        return Reply::Integer(0);
+        return Ok(Reply::Integer(0));
     };
     let current = entry.expires_at_ms;
     // A key without expiry counts as an infinite TTL for GT and LT, as in Redis.
@@ -97,7 +104,7 @@ fn expire_generic(
         Some(current) => !nx && (!gt || at > current as i64) && (!lt || at < current as i64),
     };
     if !allowed {
-        return Reply::Integer(0);
+        return Ok(Reply::Integer(0));
     }
     if at <= call.now_ms as i64 {
         store.keyspace.remove(key);
@@ -107,22 +114,22 @@ fn expire_generic(
         let at = integer_bytes(at);
         call.log(&[b"PEXPIREAT", key, &at]);
     }
-    Reply::Integer(1)
+    Ok(Reply::Integer(1))
 }
 
-pub fn expire(store: &mut Store, call: &mut Call) -> Reply {
+pub fn expire(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
     expire_generic(store, call, 1000, true, "expire")
 }
 
-pub fn pexpire(store: &mut Store, call: &mut Call) -> Reply {
+pub fn pexpire(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
     expire_generic(store, call, 1, true, "pexpire")
 }
 
-pub fn expireat(store: &mut Store, call: &mut Call) -> Reply {
+pub fn expireat(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
     expire_generic(store, call, 1000, false, "expireat")
 }
 
-pub fn pexpireat(store: &mut Store, call: &mut Call) -> Reply {
+pub fn pexpireat(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
     expire_generic(store, call, 1, false, "pexpireat")
 }
 
@@ -141,44 +148,38 @@ fn ttl_generic(store: &mut Store, call: &mut Call, unit_ms: u64) -> Reply {
     }
 }
 
-pub fn ttl(store: &mut Store, call: &mut Call) -> Reply {
-    ttl_generic(store, call, 1000)
+pub fn ttl(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
+    Ok(ttl_generic(store, call, 1000))
 }
 
-pub fn pttl(store: &mut Store, call: &mut Call) -> Reply {
-    ttl_generic(store, call, 1)
+pub fn pttl(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
+    Ok(ttl_generic(store, call, 1))
 }
 
-pub fn persist(store: &mut Store, call: &mut Call) -> Reply {
+pub fn persist(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
     let key = call.key();
-    match store.keyspace.get(key, call.now_ms) {
+    Ok(match store.keyspace.get(key, call.now_ms) {
         Some(entry) if entry.expires_at_ms.is_some() => {
             store.keyspace.set_expiry(key, None);
             call.log_as_received();
             Reply::Integer(1)
         }
         _ => Reply::Integer(0),
-    }
+    })
 }
 
 /// SCAN cursor [MATCH pattern] [COUNT count] [TYPE type]
-pub fn scan(store: &mut Store, call: &mut Call) -> Reply {
-    let cursor = match parse_cursor(call.argument(1)) {
-        Ok(cursor) => cursor,
-        Err(reply) => return reply,
-    };
+pub fn scan(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
+    let cursor = parse_cursor(call.argument(1))?;
     let mut type_filter: Option<&[u8]> = None;
-    let (pattern, count) = match parse_scan_options(call.arguments, 2, |option, value| {
+    let (pattern, count) = parse_scan_options(call.arguments, 2, |option, value| {
         if is_option(option, "TYPE") {
             type_filter = Some(value);
             true
         } else {
             false
         }
-    }) {
-        Ok(options) => options,
-        Err(reply) => return reply,
-    };
+    })?;
     let (next, keys) = store
         .keyspace
         .scan(cursor, count, call.now_ms, |key, value| {
@@ -186,11 +187,14 @@ pub fn scan(store: &mut Store, call: &mut Call) -> Reply {
                 && type_filter
                     .is_none_or(|wanted| value.type_name().as_bytes().eq_ignore_ascii_case(wanted))
         });
-    scan_reply(next, keys.into_iter().map(Bytes::from).collect())
+    Ok(scan_reply(
+        next,
+        keys.into_iter().map(Bytes::from).collect(),
+    ))
 }
 
 /// KEYS pattern: walks the whole keyspace, as in Redis; meant for debugging, not for rush traffic.
-pub fn keys(store: &mut Store, call: &mut Call) -> Reply {
+pub fn keys(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
     let pattern = call.argument(1);
     let now_ms = call.now_ms;
     let keys = store
@@ -202,24 +206,24 @@ pub fn keys(store: &mut Store, call: &mut Call) -> Reply {
         })
         .map(|(key, _)| Reply::bulk(key))
         .collect();
-    Reply::Array(keys)
+    Ok(Reply::Array(keys))
 }
 
-pub fn dbsize(store: &mut Store, _call: &mut Call) -> Reply {
-    Reply::Integer(store.keyspace.len() as i64)
+pub fn dbsize(store: &mut Store, _call: &mut Call) -> Result<Reply, Reply> {
+    Ok(Reply::Integer(store.keyspace.len() as i64))
 }
 
 /// FLUSHALL [ASYNC | SYNC] (and FLUSHDB): both modes free synchronously.
-pub fn flushall(store: &mut Store, call: &mut Call) -> Reply {
+pub fn flushall(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
     match call.arguments.get(1) {
         None => {}
         Some(mode) if is_option(mode, "ASYNC") || is_option(mode, "SYNC") => {}
-        Some(_) => return super::syntax_error(),
+        Some(_) => return Err(syntax_error()),
     }
     if call.arguments.len() > 2 {
-        return super::syntax_error();
+        return Err(syntax_error());
     }
     store.keyspace.clear();
     call.log(&[b"FLUSHALL"]);
-    Reply::OK
+    Ok(Reply::OK)
 }

@@ -2,8 +2,9 @@
 //! modules' unit tests: run client commands and the active cycle, then replay the records into a fresh
 //! store and compare values.
 
-use super::{fire_due_timers, Mutations, Store};
+use super::{fire_due_timers, Store};
 use crate::aof::payload::decode_payload;
+use crate::command::Mutations;
 use crate::dispatch::{self, Handler};
 use crate::resp::Reply;
 
@@ -53,6 +54,9 @@ impl Live {
         let Handler::Store(handler) = spec.handler else {
             panic!("a data command")
         };
+        if !spec.arity.accepts(arguments.len()) {
+            return dispatch::wrong_arity(spec.name);
+        }
         let reply = dispatch::execute(
             &mut self.store,
             spec,
@@ -97,6 +101,9 @@ impl Live {
                 dispatch::replay(&mut store, &arguments, *now_ms, &mut scratch)?;
             }
         }
+        // The pair of the checks the commands made as they ran: both stores must be whole.
+        self.store.check_invariants();
+        store.check_invariants();
         Ok(store)
     }
 }

@@ -1,51 +1,54 @@
 //! The state the loop owns and the deterministic execution of data commands.
 //!
 //! Execution is `apply(command, now) -> (reply, log record)`: a handler reads the arguments and the
-//! loop's clock value `now_ms` from [`Call`], changes the [`Store`], returns the [`Reply`] and describes
-//! what it changed by appending one or more canonical commands to [`Mutations`]. Handlers never read a
+//! loop's clock value `now_ms` from a [`Call`](crate::command::Call), changes the [`Store`], returns
+//! `Ok(reply)` and describes what it changed by appending one or more canonical commands to
+//! [`Mutations`]; a refusal is `Err(reply)`, after changing nothing. Handlers never read a
 //! clock, never do I/O and draw randomness only from the store's own seeded generator, whose outcome they
 //! log (SPOP is logged as the SREM of what it popped). Replay runs the logged commands through the same
 //! handlers with the logged clock value, so it always reaches the same state.
 //!
 //! A handler that fails validates before it changes anything, so a failing command changes nothing and
 //! logs nothing.
+//!
+//! # Layout
+//! - [`keyspace`]: every key, its value and expiry, in shards; expiry, SCAN, WATCH versions, timers,
+//!   copy-on-write snapshots and the start-up loader, one file each.
+//! - One folder per value type: `strings`, `sets`, `coupon`, `stock`, `likes`, `queue`, `throttle`, each
+//!   with the type (`mod.rs`), its command handlers (`commands.rs`) and its snapshot encoding
+//!   (`codec.rs`). A new type is a new folder, a [`Value`] variant, an arm in `encoding` and lines in the
+//!   command table.
+//! - [`keys`]: the commands on keys of any type (DEL, EXPIRE, SCAN, ...).
+//! - [`encoding`]: the snapshot entry format and the primitives the codecs share.
+//! - [`idempotency`] (request-ID caches) and [`shared`] (copy-on-write handles to collections).
 
 pub mod coupon;
-pub mod coupon_commands;
 pub mod encoding;
 pub mod idempotency;
 pub mod keys;
 pub mod keyspace;
 pub mod likes;
-pub mod likes_commands;
 #[cfg(test)]
 pub mod live_store;
 pub mod queue;
-pub mod queue_commands;
 pub mod sets;
 pub mod shared;
 pub mod stock;
-pub mod stock_commands;
 pub mod strings;
 pub mod throttle;
-pub mod throttle_commands;
-
-use bytes::Bytes;
-use indexmap::IndexSet;
 
 pub use keyspace::{Entry, Key, Keyspace};
+pub use sets::SetValue;
 pub use shared::Shared;
 
-use crate::aof::payload;
-use crate::resp::Reply;
+use crate::command::Mutations;
 use crate::small_bytes::SmallBytes;
-
-pub type SetValue = IndexSet<Bytes, keyspace::Hasher>;
 
 /// A value of one key. Each key has exactly one type; commands of another type get WRONGTYPE.
 #[derive(Debug)]
 pub enum Value {
-    /// Inline up to `small_bytes::INLINE_LENGTH_MAX` bytes: SET of a small value and INCR allocate nothing.
+    /// Inline up to `limits::SMALL_BYTES_INLINE_LENGTH_MAX` bytes: SET of a small value and INCR allocate
+    /// nothing.
     String(SmallBytes),
     /// Boxed like the other collections: an inline `IndexSet` made every `Value` (and so every key's
     /// entry) 88 bytes; boxed, a value is 32 and a string key's entry 56, which is most of the keyspace's
@@ -104,8 +107,8 @@ impl Value {
     /// The name TYPE answers.
     pub fn type_name(&self) -> &'static str {
         match self {
-            Value::String(_) => "string",
-            Value::Set(_) => "set",
+            Value::String(_) => strings::TYPE_NAME,
+            Value::Set(_) => sets::TYPE_NAME,
             Value::Coupon(_) => coupon::TYPE_NAME,
             Value::Stock(_) => stock::TYPE_NAME,
             Value::Likes(_) => likes::TYPE_NAME,
@@ -113,22 +116,20 @@ impl Value {
             Value::Throttle(_) => throttle::TYPE_NAME,
         }
     }
-}
 
-pub const WRONGTYPE: &str = "WRONGTYPE Operation against a key holding the wrong kind of value";
-pub const NOT_AN_INTEGER: &str = "ERR value is not an integer or out of range";
-pub const SYNTAX_ERROR: &str = "ERR syntax error";
-
-pub fn wrong_type() -> Reply {
-    Reply::error(WRONGTYPE)
-}
-
-pub fn syntax_error() -> Reply {
-    Reply::error(SYNTAX_ERROR)
-}
-
-pub fn not_an_integer() -> Reply {
-    Reply::error(NOT_AN_INTEGER)
+    /// Asserts every invariant of the value, walking all of it: after a snapshot load (debug builds), after
+    /// replay and in tests; never on the hot path.
+    pub fn check_invariants(&self) {
+        match self {
+            Value::String(value) => strings::check_invariants(value),
+            Value::Set(set) => sets::check_invariants(set),
+            Value::Coupon(coupon) => coupon.check_invariants(),
+            Value::Stock(stock) => stock.check_invariants(),
+            Value::Likes(likes) => likes.check_invariants(),
+            Value::Queue(room) => room.check_invariants(),
+            Value::Throttle(throttle) => throttle.check_invariants(),
+        }
+    }
 }
 
 /// What firing a value's timer leaves behind.
@@ -163,11 +164,11 @@ pub fn fire_due_timers(
         // outcome as a canonical command and answers its next deadline, registered below.
         let fired = match &mut entry.value {
             Value::Stock(stock) => {
-                Fired::Next(stock_commands::fire_timer(stock, key, now_ms, mutations))
+                Fired::Next(stock::commands::fire_timer(stock, key, now_ms, mutations))
             }
-            Value::Queue(room) => queue_commands::fire_timer(room, key, now_ms, mutations),
+            Value::Queue(room) => queue::commands::fire_timer(room, key, now_ms, mutations),
             Value::Throttle(throttle) => {
-                throttle_commands::fire_timer(throttle, key, now_ms, mutations)
+                throttle::commands::fire_timer(throttle, key, now_ms, mutations)
             }
             Value::String(_) | Value::Set(_) | Value::Coupon(_) | Value::Likes(_) => {
                 Fired::Next(None)
@@ -200,6 +201,12 @@ impl Store {
         }
     }
 
+    /// Asserts every invariant of every value and of the keyspace's indexes, walking everything: for
+    /// debug builds after a replay (recovery calls it) and for tests; it costs a full pass over the data.
+    pub fn check_invariants(&self) {
+        self.keyspace.check_invariants();
+    }
+
     /// A pseudo-random number below `bound` (which must be non-zero).
     pub fn random_below(&mut self, bound: usize) -> usize {
         let mut x = self.random_state;
@@ -208,120 +215,5 @@ impl Store {
         x ^= x >> 27;
         self.random_state = x;
         (x.wrapping_mul(0x2545_F491_4F6C_DD1D) % bound as u64) as usize
-    }
-}
-
-/// The canonical form of what one atomic unit (a command, a transaction, an expiry cycle) changed: the
-/// payload of one log record, in the layout of `aof::payload`, built in place as commands run.
-#[derive(Debug, Default)]
-pub struct Mutations {
-    payload: Vec<u8>,
-    command_count: u32,
-}
-
-impl Mutations {
-    pub fn new() -> Mutations {
-        Mutations::default()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.command_count == 0
-    }
-
-    pub fn command_count(&self) -> u32 {
-        self.command_count
-    }
-
-    /// Appends one canonical command, run at `now_ms`. All commands of one unit share one clock value.
-    pub fn push<'a>(&mut self, now_ms: u64, arguments: impl IntoIterator<Item = &'a [u8]>) {
-        if self.command_count == 0 {
-            payload::begin_payload(&mut self.payload, now_ms);
-        }
-        self.command_count += 1;
-        payload::append_command(&mut self.payload, arguments);
-    }
-
-    /// Finishes the unit and returns its payload; the value is left empty for reuse.
-    pub fn take_payload(&mut self) -> Option<&[u8]> {
-        if self.command_count == 0 {
-            return None;
-        }
-        payload::set_command_count(&mut self.payload, self.command_count);
-        self.command_count = 0;
-        Some(&self.payload)
-    }
-
-    /// Drops whatever was collected (a transaction aborted before it changed anything).
-    pub fn clear(&mut self) {
-        self.command_count = 0;
-    }
-}
-
-/// One command being executed: its arguments, the loop's clock and where its mutations go.
-pub struct Call<'a> {
-    pub arguments: &'a [&'a [u8]],
-    pub now_ms: u64,
-    pub mutations: &'a mut Mutations,
-}
-
-impl<'a> Call<'a> {
-    pub fn argument(&self, index: usize) -> &'a [u8] {
-        self.arguments[index]
-    }
-
-    pub fn key(&self) -> &'a [u8] {
-        self.arguments[1]
-    }
-
-    /// Logs the command exactly as received: right for every command whose effect depends only on the
-    /// state, its arguments and the clock value carried by the record.
-    pub fn log_as_received(&mut self) {
-        self.mutations
-            .push(self.now_ms, self.arguments.iter().copied());
-    }
-
-    /// Logs a canonical command in place of the one received.
-    pub fn log(&mut self, arguments: &[&[u8]]) {
-        self.mutations.push(self.now_ms, arguments.iter().copied());
-    }
-
-    /// Parses argument `index` as an integer, or answers Redis's error.
-    pub fn integer(&self, index: usize) -> Result<i64, Reply> {
-        crate::resp::parse_integer(self.arguments[index]).ok_or_else(not_an_integer)
-    }
-}
-
-/// Case-insensitive comparison of an argument with an option name given in upper case.
-pub fn is_option(argument: &[u8], upper: &str) -> bool {
-    argument.eq_ignore_ascii_case(upper.as_bytes())
-}
-
-/// Formats an integer as the bytes Redis would store for it.
-pub fn integer_bytes(value: i64) -> Bytes {
-    let mut buffer = itoa::Buffer::new();
-    Bytes::copy_from_slice(buffer.format(value).as_bytes())
-}
-
-/// A count or quantity as an integer reply. Every one is bounded far below `i64::MAX` by `limits`;
-/// saturating keeps a broken bound from ever panicking the loop.
-pub fn integer_reply(value: u64) -> Reply {
-    Reply::Integer(i64::try_from(value).unwrap_or(i64::MAX))
-}
-
-/// Parses argument `index` of `call` as an unsigned integer. A negative value becomes `u64::MAX`, which
-/// every range check of the value types refuses with its own message ("total must be between 1 and ..."),
-/// so the client hears the bound rather than a bare "not an integer".
-pub fn unsigned_or_out_of_range(call: &Call, index: usize) -> Result<u64, Reply> {
-    let value = call.integer(index)?;
-    Ok(u64::try_from(value).unwrap_or(u64::MAX))
-}
-
-/// Parses an optional trailing `ID request-id` starting at argument `index`: nothing, or exactly those
-/// two arguments.
-pub fn parse_request_id<'a>(call: &Call<'a>, index: usize) -> Result<Option<&'a [u8]>, Reply> {
-    match call.arguments.len().saturating_sub(index) {
-        0 => Ok(None),
-        2 if is_option(call.argument(index), "ID") => Ok(Some(call.argument(index + 1))),
-        _ => Err(syntax_error()),
     }
 }

@@ -1,5 +1,5 @@
 //! The rate-limit commands: CL.THROTTLE, answer-compatible with redis-cell, and the internal CL.SETTAT that
-//! only the log carries. The arithmetic lives in [`super::throttle`]; this module parses arguments, maps
+//! only the log carries. The arithmetic lives in [`super`]; this module parses arguments, maps
 //! outcomes to replies, decides what is logged and keeps each key's staleness timer.
 //!
 //! # Log
@@ -16,23 +16,22 @@
 //! timer at [`Throttle::stale_at_ms`]; when it fires, [`fire_timer`] drops the key and logs `DEL key`, so
 //! limiters of users who went away do not accumulate.
 
-use super::throttle::{Throttle, ThrottleParameters};
-use super::{not_an_integer, wrong_type, Call, Fired, Mutations, Store, Value};
+use super::{Throttle, ThrottleParameters};
+use crate::command::error::{not_an_integer, wrong_type};
+use crate::command::{Call, Mutations};
 use crate::resp::Reply;
+use crate::store::{Fired, Store, Value};
 
 /// `CL.THROTTLE key max_burst count_per_period period [quantity]`
 /// -> `[limited, limit, remaining, retry_after_s, reset_after_s]`
-pub fn throttle(store: &mut Store, call: &mut Call) -> Reply {
-    let parameters = match parse_parameters(call) {
-        Ok(parameters) => parameters,
-        Err(reply) => return reply,
-    };
+pub fn throttle(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
+    let parameters = parse_parameters(call)?;
     let key = call.key();
     let now_ms = call.now_ms;
     // Computed on a copy: only a call that leaves the key in debt is stored.
     let mut throttle = match store.keyspace.get(key, now_ms).map(|entry| &entry.value) {
         Some(Value::Throttle(throttle)) => throttle.clone(),
-        Some(_) => return wrong_type(),
+        Some(_) => return Err(wrong_type()),
         None => Throttle::new(),
     };
     let before_ns = throttle.theoretical_arrival_ns();
@@ -54,13 +53,13 @@ pub fn throttle(store: &mut Store, call: &mut Call) -> Reply {
         store.keyspace.set_timer(key, Some(stale_at_ms));
         call.log(&[b"CL.SETTAT", key, tat.as_bytes()]);
     }
-    Reply::Array(vec![
+    Ok(Reply::Array(vec![
         Reply::Integer(i64::from(outcome.limited)),
         Reply::Integer(outcome.limit),
         Reply::Integer(outcome.remaining),
         Reply::Integer(outcome.retry_after_s),
         Reply::Integer(outcome.reset_after_s),
-    ])
+    ]))
 }
 
 fn parse_parameters(call: &Call) -> Result<ThrottleParameters, Reply> {
@@ -76,12 +75,12 @@ fn parse_parameters(call: &Call) -> Result<ThrottleParameters, Reply> {
 }
 
 /// `CL.SETTAT key tat-ns` (internal: only replay runs it) -> OK. Restores a limiter's TAT as logged.
-pub fn set_theoretical_arrival(store: &mut Store, call: &mut Call) -> Reply {
+pub fn set_theoretical_arrival(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
     let Some(theoretical_arrival_ns) = std::str::from_utf8(call.argument(2))
         .ok()
         .and_then(|text| text.parse::<u64>().ok())
     else {
-        return not_an_integer();
+        return Err(not_an_integer());
     };
     let key = call.key();
     match store
@@ -92,7 +91,7 @@ pub fn set_theoretical_arrival(store: &mut Store, call: &mut Call) -> Reply {
         Some(Value::Throttle(throttle)) => {
             *throttle = Throttle::from_theoretical_arrival_ns(theoretical_arrival_ns);
         }
-        Some(_) => return wrong_type(),
+        Some(_) => return Err(wrong_type()),
         None => store.keyspace.insert(
             key,
             Value::Throttle(Throttle::from_theoretical_arrival_ns(
@@ -103,7 +102,7 @@ pub fn set_theoretical_arrival(store: &mut Store, call: &mut Call) -> Reply {
     let throttle = Throttle::from_theoretical_arrival_ns(theoretical_arrival_ns);
     store.keyspace.set_timer(key, Some(throttle.stale_at_ms()));
     call.log_as_received();
-    Reply::OK
+    Ok(Reply::OK)
 }
 
 /// The active cycle's work for one limiter whose timer is due: a stale key is dropped and logged as

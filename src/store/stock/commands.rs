@@ -1,6 +1,6 @@
 //! The stock commands: STOCK.SET, STOCK.ADD, STOCK.TAKE, STOCK.RESERVE, STOCK.CONFIRM, STOCK.RELEASE,
 //! STOCK.INFO, and the internal STOCK.EXPIRE that only the log carries. The semantics live in
-//! [`super::stock`]; this module parses arguments, maps outcomes to replies, decides what is logged and
+//! [`super`]; this module parses arguments, maps outcomes to replies, decides what is logged and
 //! keeps the sku's timer in the keyspace.
 //!
 //! # Replies
@@ -22,19 +22,18 @@
 //!
 //! # Timers
 //! After every change the sku's earliest reservation deadline is registered with
-//! [`super::Keyspace::set_timer`], so the active cycle finds due skus without scanning.
+//! [`crate::store::Keyspace::set_timer`], so the active cycle finds due skus without scanning.
 
-use bytes::Bytes;
-
-use super::idempotency::{Applied, IdempotencyPolicy};
-use super::shared::Shared;
-use super::stock::{ReservationId, Stock};
-use super::{
-    integer_bytes, integer_reply, not_an_integer, parse_request_id, unsigned_or_out_of_range,
-    wrong_type, Call, Mutations, Store, Value,
-};
+use super::{ReservationId, Stock};
+use crate::command::error::wrong_type;
+use crate::command::parse::{parse_request_id, unsigned, unsigned_or_out_of_range};
+use crate::command::reply::{integer_bytes, integer_reply, status};
+use crate::command::{Call, Mutations};
 use crate::limits;
 use crate::resp::Reply;
+use crate::store::idempotency::{Applied, IdempotencyPolicy};
+use crate::store::{Shared, Store, Value};
+use bytes::Bytes;
 
 pub const NO_SUCH_SKU: &str = "ERR no such stock sku";
 
@@ -94,125 +93,93 @@ fn logged<Outcome>(call: &mut Call, applied: Applied<Outcome>) -> Outcome {
 
 /// Parses a reservation id: an unsigned integer.
 fn reservation_id(argument: &[u8]) -> Result<ReservationId, Reply> {
-    crate::resp::parse_integer(argument)
-        .and_then(|value| u64::try_from(value).ok())
-        .ok_or_else(not_an_integer)
-}
-
-fn status(word: &'static str) -> Reply {
-    Reply::Bulk(Bytes::from_static(word.as_bytes()))
+    unsigned(argument)
 }
 
 /// `STOCK.SET sku qty` -> OK
-pub fn set(store: &mut Store, call: &mut Call) -> Reply {
-    let result = unsigned_or_out_of_range(call, 2).and_then(|quantity| {
-        apply(store, call, Missing::Create, |stock, now_ms| {
-            stock.set(quantity, now_ms)
-        })
-    });
-    match result {
-        Ok(applied) => {
-            logged(call, applied);
-            Reply::OK
-        }
-        Err(reply) => reply,
-    }
+pub fn set(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
+    let quantity = unsigned_or_out_of_range(call, 2)?;
+    let applied = apply(store, call, Missing::Create, |stock, now_ms| {
+        stock.set(quantity, now_ms)
+    })?;
+    logged(call, applied);
+    Ok(Reply::OK)
 }
 
 /// `STOCK.ADD sku qty [ID request-id]` -> available after the add
-pub fn add(store: &mut Store, call: &mut Call) -> Reply {
-    let result = unsigned_or_out_of_range(call, 2).and_then(|quantity| {
-        let request_id = parse_request_id(call, 3)?;
-        apply(store, call, Missing::Create, |stock, now_ms| {
-            stock.add(quantity, request_id, now_ms)
-        })
-    });
-    match result {
-        Ok(applied) => integer_reply(logged(call, applied)),
-        Err(reply) => reply,
-    }
+pub fn add(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
+    let quantity = unsigned_or_out_of_range(call, 2)?;
+    let request_id = parse_request_id(call, 3)?;
+    let applied = apply(store, call, Missing::Create, |stock, now_ms| {
+        stock.add(quantity, request_id, now_ms)
+    })?;
+    Ok(integer_reply(logged(call, applied)))
 }
 
 /// `STOCK.TAKE sku qty [ID request-id]` -> `[status, available]`
-pub fn take(store: &mut Store, call: &mut Call) -> Reply {
-    let result = unsigned_or_out_of_range(call, 2).and_then(|quantity| {
-        let request_id = parse_request_id(call, 3)?;
-        apply(store, call, Missing::Refuse, |stock, now_ms| {
-            stock.take(quantity, request_id, now_ms)
-        })
-    });
-    match result {
-        Ok(applied) => {
-            let outcome = logged(call, applied);
-            Reply::Array(vec![
-                status(outcome.status.as_str()),
-                integer_reply(outcome.available),
-            ])
-        }
-        Err(reply) => reply,
-    }
+pub fn take(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
+    let quantity = unsigned_or_out_of_range(call, 2)?;
+    let request_id = parse_request_id(call, 3)?;
+    let applied = apply(store, call, Missing::Refuse, |stock, now_ms| {
+        stock.take(quantity, request_id, now_ms)
+    })?;
+    let outcome = logged(call, applied);
+    Ok(Reply::Array(vec![
+        status(outcome.status.as_str()),
+        integer_reply(outcome.available),
+    ]))
 }
 
 /// `STOCK.RESERVE sku qty ttl-ms [ID request-id]` -> `[status, reservation-id | null, available]`
-pub fn reserve(store: &mut Store, call: &mut Call) -> Reply {
-    let result = unsigned_or_out_of_range(call, 2).and_then(|quantity| {
-        let ttl_ms = unsigned_or_out_of_range(call, 3)?;
-        let request_id = parse_request_id(call, 4)?;
-        apply(store, call, Missing::Refuse, |stock, now_ms| {
-            stock.reserve(quantity, ttl_ms, request_id, now_ms)
-        })
-    });
-    match result {
-        Ok(applied) => {
-            let outcome = logged(call, applied);
-            Reply::Array(vec![
-                status(outcome.status.as_str()),
-                outcome.reservation_id.map_or(Reply::Null, integer_reply),
-                integer_reply(outcome.available),
-            ])
-        }
-        Err(reply) => reply,
-    }
+pub fn reserve(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
+    let quantity = unsigned_or_out_of_range(call, 2)?;
+    let ttl_ms = unsigned_or_out_of_range(call, 3)?;
+    let request_id = parse_request_id(call, 4)?;
+    let applied = apply(store, call, Missing::Refuse, |stock, now_ms| {
+        stock.reserve(quantity, ttl_ms, request_id, now_ms)
+    })?;
+    let outcome = logged(call, applied);
+    Ok(Reply::Array(vec![
+        status(outcome.status.as_str()),
+        outcome.reservation_id.map_or(Reply::Null, integer_reply),
+        integer_reply(outcome.available),
+    ]))
 }
 
 /// `STOCK.CONFIRM sku reservation-id` and `STOCK.RELEASE sku reservation-id` -> the reservation's state.
-fn settle(store: &mut Store, call: &mut Call, confirm: bool) -> Reply {
-    let result = reservation_id(call.argument(2)).and_then(|reservation_id| {
-        apply(store, call, Missing::Refuse, |stock, now_ms| {
-            Ok(if confirm {
-                stock.confirm(reservation_id, now_ms)
-            } else {
-                stock.release(reservation_id, now_ms)
-            })
+fn settle(store: &mut Store, call: &mut Call, confirm: bool) -> Result<Reply, Reply> {
+    let reservation_id = reservation_id(call.argument(2))?;
+    let applied = apply(store, call, Missing::Refuse, |stock, now_ms| {
+        Ok(if confirm {
+            stock.confirm(reservation_id, now_ms)
+        } else {
+            stock.release(reservation_id, now_ms)
         })
-    });
-    match result {
-        Ok(applied) => status(logged(call, applied).as_str()),
-        Err(reply) => reply,
-    }
+    })?;
+    Ok(status(logged(call, applied).as_str()))
 }
 
-pub fn confirm(store: &mut Store, call: &mut Call) -> Reply {
+pub fn confirm(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
     settle(store, call, true)
 }
 
-pub fn release(store: &mut Store, call: &mut Call) -> Reply {
+pub fn release(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
     settle(store, call, false)
 }
 
 /// `STOCK.INFO sku` -> a map (RESP3) or flat field/value array (RESP2). Due reservations count as
 /// expired, without changing anything.
-pub fn info(store: &mut Store, call: &mut Call) -> Reply {
+pub fn info(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
     let info = match store
         .keyspace
         .get(call.key(), call.now_ms)
         .map(|entry| &entry.value)
     {
         Some(Value::Stock(stock)) => stock.info(call.now_ms),
-        Some(_) => return wrong_type(),
-        None => return Reply::error(NO_SUCH_SKU),
+        Some(_) => return Err(wrong_type()),
+        None => return Err(Reply::error(NO_SUCH_SKU)),
     };
-    Reply::Map(vec![
+    Ok(Reply::Map(vec![
         (Reply::bulk(b"available"), integer_reply(info.available)),
         (Reply::bulk(b"reserved"), integer_reply(info.reserved)),
         (Reply::bulk(b"sold"), integer_reply(info.sold)),
@@ -221,37 +188,31 @@ pub fn info(store: &mut Store, call: &mut Call) -> Reply {
             integer_reply(info.reservations),
         ),
         (Reply::bulk(b"supplied"), integer_reply(info.supplied)),
-    ])
+    ]))
 }
 
 /// `STOCK.EXPIRE sku rid [rid ...]` (internal: only replay runs it) -> the number expired. Refuses unless
 /// the ids are exactly the first due reservations at `now_ms`, in order, which is what the active cycle
 /// expired when it wrote the record.
-pub fn expire(store: &mut Store, call: &mut Call) -> Reply {
-    let ids: Result<Vec<ReservationId>, Reply> = call.arguments[2..]
+pub fn expire(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
+    let ids = call.arguments[2..]
         .iter()
         .map(|argument| reservation_id(argument))
-        .collect();
-    let result = ids.and_then(|ids| {
-        apply(store, call, Missing::Refuse, |stock, now_ms| {
-            if !stock
-                .due_reservation_ids(now_ms, ids.len())
-                .eq(ids.iter().copied())
-            {
-                return Err(
-                    "ERR STOCK.EXPIRE names reservations that are not the first due ones"
-                        .to_string(),
-                );
-            }
-            let expired = stock.expire_due(now_ms, ids.len());
-            debug_assert_eq!(expired, ids);
-            Ok(Applied::changed(expired.len() as u64))
-        })
-    });
-    match result {
-        Ok(applied) => integer_reply(logged(call, applied)),
-        Err(reply) => reply,
-    }
+        .collect::<Result<Vec<ReservationId>, Reply>>()?;
+    let applied = apply(store, call, Missing::Refuse, |stock, now_ms| {
+        if !stock
+            .due_reservation_ids(now_ms, ids.len())
+            .eq(ids.iter().copied())
+        {
+            return Err(
+                "ERR STOCK.EXPIRE names reservations that are not the first due ones".to_string(),
+            );
+        }
+        let expired = stock.expire_due(now_ms, ids.len());
+        debug_assert_eq!(expired, ids);
+        Ok(Applied::changed(expired.len() as u64))
+    })?;
+    Ok(integer_reply(logged(call, applied)))
 }
 
 /// The active cycle's work for one sku whose timer is due: expires at most

@@ -1,5 +1,5 @@
 //! The likes commands: LIKE.ADD, LIKE.REMOVE, LIKE.HAS, LIKE.MHAS, LIKE.COUNT and LIKE.LIST. The semantics
-//! live in [`super::likes`]; this module parses arguments, maps outcomes to replies and decides what is
+//! live in [`super`]; this module parses arguments, maps outcomes to replies and decides what is
 //! logged.
 //!
 //! # Replies
@@ -13,13 +13,13 @@
 //! the same sequence numbers, so a LIST cursor handed out before a restart continues the same walk after
 //! it). A repeated like, an unlike of nobody and every read are not logged.
 
-use super::likes::Likes;
-use super::sets::parse_cursor;
-use super::shared::Shared;
-use super::{
-    integer_bytes, integer_reply, unsigned_or_out_of_range, wrong_type, Call, Store, Value,
-};
+use super::Likes;
+use crate::command::error::wrong_type;
+use crate::command::parse::{parse_cursor, unsigned_or_out_of_range};
+use crate::command::reply::{integer_bytes, integer_reply};
+use crate::command::Call;
 use crate::resp::Reply;
+use crate::store::{Shared, Store, Value};
 
 /// The likes at `key`, `Ok(None)` if absent, or WRONGTYPE.
 fn read_likes<'s>(
@@ -43,7 +43,7 @@ fn change_reply(changed: bool, count: u64) -> Reply {
 }
 
 /// `LIKE.ADD post user` -> `[added, count]`
-pub fn add(store: &mut Store, call: &mut Call) -> Reply {
+pub fn add(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
     let key = call.key();
     let now_ms = call.now_ms;
     let change = match store
@@ -52,7 +52,7 @@ pub fn add(store: &mut Store, call: &mut Call) -> Reply {
         .map(|entry| &mut entry.value)
     {
         Some(Value::Likes(likes)) => likes.add(call.argument(2)),
-        Some(_) => return wrong_type(),
+        Some(_) => return Err(wrong_type()),
         None => {
             let mut likes = Shared::new(Likes::new());
             let change = likes.add(call.argument(2));
@@ -63,19 +63,15 @@ pub fn add(store: &mut Store, call: &mut Call) -> Reply {
             change
         }
     };
-    match change {
-        Ok(change) => {
-            if change.changed {
-                call.log_as_received();
-            }
-            change_reply(change.changed, change.count)
-        }
-        Err(message) => Reply::error(message),
+    let change = change.map_err(Reply::error)?;
+    if change.changed {
+        call.log_as_received();
     }
+    Ok(change_reply(change.changed, change.count))
 }
 
 /// `LIKE.REMOVE post user` -> `[removed, count]`; the post goes with its last like.
-pub fn remove(store: &mut Store, call: &mut Call) -> Reply {
+pub fn remove(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
     let key = call.key();
     let change = match store
         .keyspace
@@ -83,8 +79,8 @@ pub fn remove(store: &mut Store, call: &mut Call) -> Reply {
         .map(|entry| &mut entry.value)
     {
         Some(Value::Likes(likes)) => likes.remove(call.argument(2)),
-        Some(_) => return wrong_type(),
-        None => return change_reply(false, 0),
+        Some(_) => return Err(wrong_type()),
+        None => return Ok(change_reply(false, 0)),
     };
     if change.changed {
         if change.count == 0 {
@@ -92,74 +88,59 @@ pub fn remove(store: &mut Store, call: &mut Call) -> Reply {
         }
         call.log_as_received();
     }
-    change_reply(change.changed, change.count)
+    Ok(change_reply(change.changed, change.count))
 }
 
 /// `LIKE.HAS post user` -> 1 or 0
-pub fn has(store: &mut Store, call: &mut Call) -> Reply {
-    match read_likes(store, call.key(), call.now_ms) {
-        Ok(likes) => Reply::Integer(i64::from(
-            likes.is_some_and(|likes| likes.contains(call.argument(2))),
-        )),
-        Err(reply) => reply,
-    }
+pub fn has(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
+    let likes = read_likes(store, call.key(), call.now_ms)?;
+    Ok(Reply::Integer(i64::from(
+        likes.is_some_and(|likes| likes.contains(call.argument(2))),
+    )))
 }
 
 /// `LIKE.MHAS user post [post ...]` -> 1 or 0 per post, in order. Any post of another type makes the whole
 /// call WRONGTYPE, as SMISMEMBER does for its key.
-pub fn mhas(store: &mut Store, call: &mut Call) -> Reply {
+pub fn mhas(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
     let user = call.argument(1);
     let mut answers = Vec::with_capacity(call.arguments.len() - 2);
     for post in &call.arguments[2..] {
-        match read_likes(store, post, call.now_ms) {
-            Ok(likes) => answers.push(Reply::Integer(i64::from(
-                likes.is_some_and(|likes| likes.contains(user)),
-            ))),
-            Err(reply) => return reply,
-        }
+        let likes = read_likes(store, post, call.now_ms)?;
+        answers.push(Reply::Integer(i64::from(
+            likes.is_some_and(|likes| likes.contains(user)),
+        )));
     }
-    Reply::Array(answers)
+    Ok(Reply::Array(answers))
 }
 
 /// `LIKE.COUNT post [post ...]` -> the count of each post, 0 for a missing one.
-pub fn count(store: &mut Store, call: &mut Call) -> Reply {
+pub fn count(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
     let mut counts = Vec::with_capacity(call.arguments.len() - 1);
     for post in &call.arguments[1..] {
-        match read_likes(store, post, call.now_ms) {
-            Ok(likes) => counts.push(integer_reply(likes.map_or(0, Likes::count))),
-            Err(reply) => return reply,
-        }
+        let likes = read_likes(store, post, call.now_ms)?;
+        counts.push(integer_reply(likes.map_or(0, Likes::count)));
     }
-    Reply::Array(counts)
+    Ok(Reply::Array(counts))
 }
 
 /// `LIKE.LIST post cursor count` -> `[next-cursor, [user, ...]]`, newest first.
-pub fn list(store: &mut Store, call: &mut Call) -> Reply {
-    let cursor = match parse_cursor(call.argument(2)) {
-        Ok(cursor) => cursor,
-        Err(reply) => return reply,
-    };
-    let count = match unsigned_or_out_of_range(call, 3) {
-        Ok(count) => count,
-        Err(reply) => return reply,
-    };
-    let likes = match read_likes(store, call.key(), call.now_ms) {
-        Ok(likes) => likes,
-        Err(reply) => return reply,
-    };
+pub fn list(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
+    let cursor = parse_cursor(call.argument(2))?;
+    let count = unsigned_or_out_of_range(call, 3)?;
+    let likes = read_likes(store, call.key(), call.now_ms)?;
     // A missing post lists like an empty one, with the same bounds on `count`.
     let empty = Likes::new();
-    let page = match likes.unwrap_or(&empty).list(cursor, count) {
-        Ok(page) => page,
-        Err(message) => return Reply::error(message),
-    };
-    Reply::Array(vec![
+    let page = likes
+        .unwrap_or(&empty)
+        .list(cursor, count)
+        .map_err(Reply::error)?;
+    Ok(Reply::Array(vec![
         // A bulk string, as SCAN's cursor is.
         Reply::Bulk(integer_bytes(
             i64::try_from(page.next_cursor).unwrap_or(i64::MAX),
         )),
         Reply::Array(page.users.iter().map(|user| Reply::bulk(user)).collect()),
-    ])
+    ]))
 }
 
 #[cfg(test)]

@@ -4,12 +4,14 @@
 //! absolute ones (`SET k v EX 10` is logged as `SET k v PXAT <now + 10000>`), so replay never depends on
 //! when it runs.
 
-use super::{
-    integer_bytes, is_option, not_an_integer, syntax_error, wrong_type, Call, Store, Value,
-};
+use crate::command::error::{invalid_expire_time, not_an_integer, syntax_error, wrong_type};
+use crate::command::parse::is_option;
+use crate::command::reply::integer_bytes;
+use crate::command::Call;
 use crate::limits;
 use crate::resp::Reply;
 use crate::small_bytes::SmallBytes;
+use crate::store::{Store, Value};
 
 fn read_string<'s>(
     store: &'s mut Store,
@@ -25,12 +27,11 @@ fn read_string<'s>(
     }
 }
 
-pub fn get(store: &mut Store, call: &mut Call) -> Reply {
-    match read_string(store, call.key(), call.now_ms) {
-        Ok(Some(bytes)) => Reply::SmallBulk(bytes.clone()),
-        Ok(None) => Reply::Null,
-        Err(reply) => reply,
-    }
+pub fn get(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
+    Ok(match read_string(store, call.key(), call.now_ms)? {
+        Some(bytes) => Reply::SmallBulk(bytes.clone()),
+        None => Reply::Null,
+    })
 }
 
 /// How SET treats an existing expiry.
@@ -38,10 +39,6 @@ enum Expiry {
     Clear,
     Keep,
     At(u64),
-}
-
-fn invalid_expire_time(command: &str) -> Reply {
-    Reply::error(format!("ERR invalid expire time in '{command}' command"))
 }
 
 /// Turns a relative or absolute expiry argument into absolute milliseconds, rejecting values Redis
@@ -70,7 +67,7 @@ fn absolute_expiry(
 }
 
 /// SET key value [NX | XX] [GET] [EX s | PX ms | EXAT s | PXAT ms | KEEPTTL]
-pub fn set(store: &mut Store, call: &mut Call) -> Reply {
+pub fn set(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
     let mut only_if_absent = false;
     let mut only_if_present = false;
     let mut return_old = false;
@@ -99,16 +96,19 @@ pub fn set(store: &mut Store, call: &mut Call) -> Reply {
             } else if is_option(option, "PXAT") {
                 (1, false)
             } else {
-                return syntax_error();
+                return Err(syntax_error());
             };
-            match absolute_expiry(amount, unit_ms, relative, call.now_ms, "set") {
-                Ok(at) => expiry = Expiry::At(at),
-                Err(reply) => return reply,
-            }
+            expiry = Expiry::At(absolute_expiry(
+                amount,
+                unit_ms,
+                relative,
+                call.now_ms,
+                "set",
+            )?);
             expiry_given = true;
             index += 1;
         } else {
-            return syntax_error();
+            return Err(syntax_error());
         }
         index += 1;
     }
@@ -119,22 +119,22 @@ pub fn set(store: &mut Store, call: &mut Call) -> Reply {
         let value = Value::String(SmallBytes::copy_from_slice(call.argument(2)));
         store.keyspace.overwrite(key, value, call.now_ms);
         call.log(&[b"SET", key, call.argument(2)]);
-        return Reply::OK;
+        return Ok(Reply::OK);
     }
     // One lookup answers both questions; the old value is copied only for GET (SET runs for every SET
-    // record on replay, where a copy and a second lookup per record are measurable).
+    // record on replay, where a copy and a second lookup per record add up).
     let (exists, old) = match read_string(store, key, call.now_ms) {
         Ok(old) => (old.is_some(), if return_old { old.cloned() } else { None }),
-        Err(reply) if return_old => return reply,
+        Err(reply) if return_old => return Err(reply),
         // A value of another type: it exists, and plain SET replaces it.
         Err(_) => (true, None),
     };
     if (only_if_absent && exists) || (only_if_present && !exists) {
-        return if return_old {
+        return Ok(if return_old {
             old.map_or(Reply::Null, Reply::SmallBulk)
         } else {
             Reply::Null
-        };
+        });
     }
     let value = Value::String(SmallBytes::copy_from_slice(call.argument(2)));
     match expiry {
@@ -161,32 +161,34 @@ pub fn set(store: &mut Store, call: &mut Call) -> Reply {
             call.log(&[b"SET", key, call.argument(2), b"PXAT", &at]);
         }
     }
-    if return_old {
+    Ok(if return_old {
         old.map_or(Reply::Null, Reply::SmallBulk)
     } else {
         Reply::OK
-    }
+    })
 }
 
-pub fn setnx(store: &mut Store, call: &mut Call) -> Reply {
+pub fn setnx(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
     let key = call.key();
     if store.keyspace.contains(key, call.now_ms) {
-        return Reply::Integer(0);
+        return Ok(Reply::Integer(0));
     }
     store.keyspace.insert(
         key,
         Value::String(SmallBytes::copy_from_slice(call.argument(2))),
     );
     call.log(&[b"SET", key, call.argument(2)]);
-    Reply::Integer(1)
+    Ok(Reply::Integer(1))
 }
 
 /// SETEX key seconds value and PSETEX key milliseconds value.
-fn set_with_expiry(store: &mut Store, call: &mut Call, unit_ms: i64, command: &str) -> Reply {
-    let at = match absolute_expiry(call.argument(2), unit_ms, true, call.now_ms, command) {
-        Ok(at) => at,
-        Err(reply) => return reply,
-    };
+fn set_with_expiry(
+    store: &mut Store,
+    call: &mut Call,
+    unit_ms: i64,
+    command: &str,
+) -> Result<Reply, Reply> {
+    let at = absolute_expiry(call.argument(2), unit_ms, true, call.now_ms, command)?;
     let key = call.key();
     let value = call.argument(3);
     store.keyspace.insert_with_expiry(
@@ -196,32 +198,29 @@ fn set_with_expiry(store: &mut Store, call: &mut Call, unit_ms: i64, command: &s
     );
     let at = integer_bytes(at as i64);
     call.log(&[b"SET", key, value, b"PXAT", &at]);
-    Reply::OK
+    Ok(Reply::OK)
 }
 
-pub fn setex(store: &mut Store, call: &mut Call) -> Reply {
+pub fn setex(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
     set_with_expiry(store, call, 1000, "setex")
 }
 
-pub fn psetex(store: &mut Store, call: &mut Call) -> Reply {
+pub fn psetex(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
     set_with_expiry(store, call, 1, "psetex")
 }
 
-pub fn getdel(store: &mut Store, call: &mut Call) -> Reply {
+pub fn getdel(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
     let key = call.key();
-    match read_string(store, key, call.now_ms) {
-        Ok(Some(bytes)) => {
-            let bytes = bytes.clone();
-            store.keyspace.remove(key);
-            call.log(&[b"DEL", key]);
-            Reply::SmallBulk(bytes)
-        }
-        Ok(None) => Reply::Null,
-        Err(reply) => reply,
-    }
+    let Some(bytes) = read_string(store, key, call.now_ms)? else {
+        return Ok(Reply::Null);
+    };
+    let bytes = bytes.clone();
+    store.keyspace.remove(key);
+    call.log(&[b"DEL", key]);
+    Ok(Reply::SmallBulk(bytes))
 }
 
-pub fn mget(store: &mut Store, call: &mut Call) -> Reply {
+pub fn mget(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
     let replies = call.arguments[1..]
         .iter()
         .map(|key| {
@@ -235,12 +234,14 @@ pub fn mget(store: &mut Store, call: &mut Call) -> Reply {
             }
         })
         .collect();
-    Reply::Array(replies)
+    Ok(Reply::Array(replies))
 }
 
-pub fn mset(store: &mut Store, call: &mut Call) -> Reply {
+pub fn mset(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
     if call.arguments.len().is_multiple_of(2) {
-        return Reply::error("ERR wrong number of arguments for 'mset' command");
+        return Err(Reply::error(
+            "ERR wrong number of arguments for 'mset' command",
+        ));
     }
     for pair in call.arguments[1..].chunks_exact(2) {
         store
@@ -248,11 +249,11 @@ pub fn mset(store: &mut Store, call: &mut Call) -> Reply {
             .insert(pair[0], Value::String(SmallBytes::copy_from_slice(pair[1])));
     }
     call.log_as_received();
-    Reply::OK
+    Ok(Reply::OK)
 }
 
 /// INCR, DECR, INCRBY, DECRBY: adds `delta` to the integer at the key (0 if absent).
-fn increment(store: &mut Store, call: &mut Call, delta: i64) -> Reply {
+fn increment(store: &mut Store, call: &mut Call, delta: i64) -> Result<Reply, Reply> {
     let key = call.key();
     let overflow = || Reply::error("ERR increment or decrement would overflow");
     let mut digits = itoa::Buffer::new();
@@ -268,13 +269,13 @@ fn increment(store: &mut Store, call: &mut Call, delta: i64) -> Reply {
         delta
     } else {
         let Value::String(current) = &mut entry.value else {
-            return wrong_type();
+            return Err(wrong_type());
         };
         let Some(value) = crate::resp::parse_integer(current) else {
-            return not_an_integer();
+            return Err(not_an_integer());
         };
         let Some(updated) = value.checked_add(delta) else {
-            return overflow();
+            return Err(overflow());
         };
         // At most 20 digits: inline, so a counter's update allocates nothing.
         *current = SmallBytes::copy_from_slice(digits.format(updated).as_bytes());
@@ -282,50 +283,43 @@ fn increment(store: &mut Store, call: &mut Call, delta: i64) -> Reply {
     };
     // Logged as the outcome, which is idempotent on replay and independent of the command's form.
     call.log(&[b"SET", key, digits.format(updated).as_bytes(), b"KEEPTTL"]);
-    Reply::Integer(updated)
+    Ok(Reply::Integer(updated))
 }
 
-pub fn incr(store: &mut Store, call: &mut Call) -> Reply {
+pub fn incr(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
     increment(store, call, 1)
 }
 
-pub fn decr(store: &mut Store, call: &mut Call) -> Reply {
+pub fn decr(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
     increment(store, call, -1)
 }
 
-pub fn incrby(store: &mut Store, call: &mut Call) -> Reply {
-    match call.integer(2) {
-        Ok(delta) => increment(store, call, delta),
-        Err(reply) => reply,
+pub fn incrby(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
+    let delta = call.integer(2)?;
+    increment(store, call, delta)
+}
+
+pub fn decrby(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
+    match call.integer(2)? {
+        i64::MIN => Err(Reply::error("ERR decrement would overflow")),
+        delta => increment(store, call, -delta),
     }
 }
 
-pub fn decrby(store: &mut Store, call: &mut Call) -> Reply {
-    match call.integer(2) {
-        Ok(i64::MIN) => Reply::error("ERR decrement would overflow"),
-        Ok(delta) => increment(store, call, -delta),
-        Err(reply) => reply,
-    }
+pub fn strlen(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
+    let length = read_string(store, call.key(), call.now_ms)?.map_or(0, |bytes| bytes.len());
+    Ok(Reply::Integer(length as i64))
 }
 
-pub fn strlen(store: &mut Store, call: &mut Call) -> Reply {
-    match read_string(store, call.key(), call.now_ms) {
-        Ok(Some(bytes)) => Reply::Integer(bytes.len() as i64),
-        Ok(None) => Reply::Integer(0),
-        Err(reply) => reply,
-    }
-}
-
-pub fn append(store: &mut Store, call: &mut Call) -> Reply {
+pub fn append(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
     let key = call.key();
     let suffix = call.argument(2);
-    let current = match read_string(store, key, call.now_ms) {
-        Ok(current) => current.cloned(),
-        Err(reply) => return reply,
-    };
+    let current = read_string(store, key, call.now_ms)?.cloned();
     let length = current.as_ref().map_or(0, |bytes| bytes.len()) + suffix.len();
     if length > limits::BULK_LENGTH_MAX {
-        return Reply::error("ERR string exceeds maximum allowed size (proto-max-bulk-len)");
+        return Err(Reply::error(
+            "ERR string exceeds maximum allowed size (proto-max-bulk-len)",
+        ));
     }
     let mut joined = Vec::with_capacity(length);
     if let Some(current) = &current {
@@ -338,12 +332,12 @@ pub fn append(store: &mut Store, call: &mut Call) -> Reply {
         None => store.keyspace.insert(key, Value::String(joined)),
     }
     call.log_as_received();
-    Reply::Integer(length as i64)
+    Ok(Reply::Integer(length as i64))
 }
 
 #[cfg(test)]
 mod tests {
-    use crate::small_bytes::INLINE_LENGTH_MAX;
+    use crate::limits::SMALL_BYTES_INLINE_LENGTH_MAX;
     use crate::store::live_store::{reply_text, Live};
 
     fn bulk(text: &str) -> String {
@@ -353,7 +347,7 @@ mod tests {
     #[test]
     fn values_on_both_sides_of_the_inline_limit_read_back_byte_for_byte() {
         let mut live = Live::new();
-        for length in INLINE_LENGTH_MAX - 2..=INLINE_LENGTH_MAX + 2 {
+        for length in SMALL_BYTES_INLINE_LENGTH_MAX - 2..=SMALL_BYTES_INLINE_LENGTH_MAX + 2 {
             let value: String = (0..length)
                 .map(|index| (b'a' + index as u8 % 26) as char)
                 .collect();
@@ -417,7 +411,7 @@ mod tests {
         let mut replayed = live.replay().expect("replay");
         for key in ["c", "z"] {
             let live_value = reply_text(&live.run(&["GET", key], 0));
-            let mut mutations = crate::store::Mutations::new();
+            let mut mutations = crate::command::Mutations::new();
             let spec = crate::dispatch::lookup(b"GET").expect("GET");
             let crate::dispatch::Handler::Store(handler) = spec.handler else {
                 panic!("a data command")

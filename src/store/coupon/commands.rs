@@ -1,5 +1,5 @@
 //! The coupon commands: COUPON.CREATE, COUPON.ISSUE, COUPON.GET, COUPON.REVOKE, COUPON.INFO and
-//! COUPON.HOLDERS. The semantics live in [`super::coupon`]; this module parses arguments, maps outcomes to
+//! COUPON.HOLDERS. The semantics live in [`super`]; this module parses arguments, maps outcomes to
 //! replies and decides what is logged.
 //!
 //! # Replies
@@ -15,15 +15,14 @@
 //! nothing (`SOLDOUT`, `ALREADY`, `NOTSTARTED`, `ENDED`, a repeated `ID`, a revoke of nobody) are not
 //! logged, so the rush after the last coupon costs no disk.
 
-use super::coupon::{Coupon, CouponSpec, IssueStatus};
-use super::idempotency::IdempotencyPolicy;
-use super::sets::parse_cursor;
-use super::shared::Shared;
-use super::{
-    integer_bytes, integer_reply, is_option, parse_request_id, syntax_error,
-    unsigned_or_out_of_range, wrong_type, Call, Store, Value,
-};
+use super::{Coupon, CouponSpec, IssueStatus};
+use crate::command::error::{syntax_error, wrong_type};
+use crate::command::parse::{is_option, parse_cursor, parse_request_id, unsigned_or_out_of_range};
+use crate::command::reply::{integer_bytes, integer_reply};
+use crate::command::Call;
 use crate::resp::Reply;
+use crate::store::idempotency::IdempotencyPolicy;
+use crate::store::{Shared, Store, Value};
 
 pub const NO_SUCH_EVENT: &str = "ERR no such coupon event";
 pub const EVENT_EXISTS: &str = "ERR coupon event already exists";
@@ -65,30 +64,24 @@ fn unix_ms(call: &Call, index: usize, name: &str) -> Result<u64, Reply> {
 }
 
 /// `COUPON.CREATE event total [PERUSER n] [START ms] [END ms]`
-pub fn create(store: &mut Store, call: &mut Call) -> Reply {
-    let spec = match parse_create(call) {
-        Ok(spec) => spec,
-        Err(reply) => return reply,
-    };
+pub fn create(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
+    let spec = parse_create(call)?;
     let key = call.key();
     match store
         .keyspace
         .get(key, call.now_ms)
         .map(|entry| &entry.value)
     {
-        Some(Value::Coupon(_)) => return Reply::error(EVENT_EXISTS),
-        Some(_) => return wrong_type(),
+        Some(Value::Coupon(_)) => return Err(Reply::error(EVENT_EXISTS)),
+        Some(_) => return Err(wrong_type()),
         None => {}
     }
-    let coupon = match Coupon::create(spec, IdempotencyPolicy::default()) {
-        Ok(coupon) => coupon,
-        Err(message) => return Reply::error(message),
-    };
+    let coupon = Coupon::create(spec, IdempotencyPolicy::default()).map_err(Reply::error)?;
     store
         .keyspace
         .insert(key, Value::Coupon(Shared::new(coupon)));
     call.log_as_received();
-    Reply::OK
+    Ok(Reply::OK)
 }
 
 fn parse_create(call: &Call) -> Result<CouponSpec, Reply> {
@@ -119,69 +112,49 @@ fn parse_create(call: &Call) -> Result<CouponSpec, Reply> {
 }
 
 /// `COUPON.ISSUE event user [ID request-id]` -> `[status, number | null, remaining]`
-pub fn issue(store: &mut Store, call: &mut Call) -> Reply {
-    let request_id = match parse_request_id(call, 3) {
-        Ok(request_id) => request_id,
-        Err(reply) => return reply,
-    };
-    let coupon = match write_coupon(store, call.key(), call.now_ms) {
-        Ok(coupon) => coupon,
-        Err(reply) => return reply,
-    };
-    let applied = match coupon.issue(call.argument(2), request_id, call.now_ms) {
-        Ok(applied) => applied,
-        Err(message) => return Reply::error(message),
-    };
+pub fn issue(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
+    let request_id = parse_request_id(call, 3)?;
+    let coupon = write_coupon(store, call.key(), call.now_ms)?;
+    let applied = coupon
+        .issue(call.argument(2), request_id, call.now_ms)
+        .map_err(Reply::error)?;
     if applied.changed {
         debug_assert_eq!(applied.outcome.status, IssueStatus::Issued);
         call.log_as_received();
     }
     let outcome = applied.outcome;
-    Reply::Array(vec![
+    Ok(Reply::Array(vec![
         Reply::bulk(outcome.status.as_str().as_bytes()),
         outcome.number.map_or(Reply::Null, integer_reply),
         integer_reply(outcome.remaining),
-    ])
+    ]))
 }
 
 /// `COUPON.GET event user` -> the user's numbers, ascending (empty when they hold none).
-pub fn get(store: &mut Store, call: &mut Call) -> Reply {
-    let coupon = match read_coupon(store, call.key(), call.now_ms) {
-        Ok(coupon) => coupon,
-        Err(reply) => return reply,
-    };
-    match coupon.get(call.argument(2)) {
-        Ok(numbers) => Reply::Array(numbers.into_iter().map(integer_reply).collect()),
-        Err(message) => Reply::error(message),
-    }
+pub fn get(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
+    let coupon = read_coupon(store, call.key(), call.now_ms)?;
+    let numbers = coupon.get(call.argument(2)).map_err(Reply::error)?;
+    Ok(Reply::Array(
+        numbers.into_iter().map(integer_reply).collect(),
+    ))
 }
 
 /// `COUPON.REVOKE event user` -> how many coupons went back to the pool.
-pub fn revoke(store: &mut Store, call: &mut Call) -> Reply {
-    let coupon = match write_coupon(store, call.key(), call.now_ms) {
-        Ok(coupon) => coupon,
-        Err(reply) => return reply,
-    };
-    match coupon.revoke(call.argument(2)) {
-        Ok(applied) => {
-            if applied.changed {
-                call.log_as_received();
-            }
-            integer_reply(applied.outcome)
-        }
-        Err(message) => Reply::error(message),
+pub fn revoke(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
+    let coupon = write_coupon(store, call.key(), call.now_ms)?;
+    let applied = coupon.revoke(call.argument(2)).map_err(Reply::error)?;
+    if applied.changed {
+        call.log_as_received();
     }
+    Ok(integer_reply(applied.outcome))
 }
 
 /// `COUPON.INFO event` -> a map (RESP3) or flat field/value array (RESP2).
-pub fn info(store: &mut Store, call: &mut Call) -> Reply {
-    let coupon = match read_coupon(store, call.key(), call.now_ms) {
-        Ok(coupon) => coupon,
-        Err(reply) => return reply,
-    };
+pub fn info(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
+    let coupon = read_coupon(store, call.key(), call.now_ms)?;
     let info = coupon.info(call.now_ms);
     let optional = |value: Option<u64>| value.map_or(Reply::Null, integer_reply);
-    Reply::Map(vec![
+    Ok(Reply::Map(vec![
         (Reply::bulk(b"total"), integer_reply(info.total)),
         (Reply::bulk(b"issued"), integer_reply(info.issued)),
         (Reply::bulk(b"remaining"), integer_reply(info.remaining)),
@@ -193,44 +166,32 @@ pub fn info(store: &mut Store, call: &mut Call) -> Reply {
             Reply::bulk(b"state"),
             Reply::bulk(info.state.as_str().as_bytes()),
         ),
-    ])
+    ]))
 }
 
 /// `COUPON.HOLDERS event cursor count` -> `[next-cursor, [user, number, user, number, ...]]`
-pub fn holders(store: &mut Store, call: &mut Call) -> Reply {
-    let cursor = match parse_cursor(call.argument(2)) {
-        Ok(cursor) => cursor,
-        Err(reply) => return reply,
-    };
-    let count = match unsigned_or_out_of_range(call, 3) {
-        Ok(count) => count,
-        Err(reply) => return reply,
-    };
-    let coupon = match read_coupon(store, call.key(), call.now_ms) {
-        Ok(coupon) => coupon,
-        Err(reply) => return reply,
-    };
-    let page = match coupon.holders(cursor, count) {
-        Ok(page) => page,
-        Err(message) => return Reply::error(message),
-    };
+pub fn holders(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
+    let cursor = parse_cursor(call.argument(2))?;
+    let count = unsigned_or_out_of_range(call, 3)?;
+    let coupon = read_coupon(store, call.key(), call.now_ms)?;
+    let page = coupon.holders(cursor, count).map_err(Reply::error)?;
     let mut pairs = Vec::with_capacity(page.holders.len() * 2);
     for (user, number) in page.holders {
         pairs.push(Reply::bulk(user));
         pairs.push(integer_reply(number));
     }
-    Reply::Array(vec![
+    Ok(Reply::Array(vec![
         // A bulk string, as SCAN's cursor is.
         Reply::Bulk(integer_bytes(page.next_cursor as i64)),
         Reply::Array(pairs),
-    ])
+    ]))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::command::Mutations;
     use crate::dispatch::{self, Handler};
-    use crate::store::Mutations;
 
     fn run(
         store: &mut Store,

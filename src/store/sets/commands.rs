@@ -5,9 +5,14 @@
 
 use bytes::Bytes;
 
-use super::{is_option, syntax_error, wrong_type, Call, SetValue, Shared, Store, Value};
+use super::SetValue;
+use crate::command::error::{not_an_integer, syntax_error, wrong_type};
+use crate::command::parse::{parse_cursor, parse_scan_options};
+use crate::command::reply::scan_reply;
+use crate::command::Call;
 use crate::limits;
 use crate::resp::Reply;
+use crate::store::{Shared, Store, Value};
 
 /// The set at `key`, `Ok(None)` if absent, or WRONGTYPE.
 fn read_set<'s>(
@@ -38,11 +43,9 @@ fn write_set<'s>(
     }
 }
 
-pub fn sadd(store: &mut Store, call: &mut Call) -> Reply {
+pub fn sadd(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
     let key = call.key();
-    if let Err(reply) = read_set(store, key, call.now_ms) {
-        return reply;
-    }
+    read_set(store, key, call.now_ms)?;
     let entry = store
         .keyspace
         .get_or_insert_with(key, call.now_ms, || Value::Set(Shared::default()));
@@ -59,15 +62,14 @@ pub fn sadd(store: &mut Store, call: &mut Call) -> Reply {
     if added > 0 {
         call.log_as_received();
     }
-    Reply::Integer(added)
+    Ok(Reply::Integer(added))
 }
 
-pub fn srem(store: &mut Store, call: &mut Call) -> Reply {
+pub fn srem(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
     let key = call.key();
-    let set = match write_set(store, key, call.now_ms) {
-        Ok(Some(set)) => set,
-        Ok(None) => return Reply::Integer(0),
-        Err(reply) => return reply,
+    let set = match write_set(store, key, call.now_ms)? {
+        Some(set) => set,
+        None => return Ok(Reply::Integer(0)),
     };
     let mut removed = 0;
     for member in &call.arguments[2..] {
@@ -81,109 +83,49 @@ pub fn srem(store: &mut Store, call: &mut Call) -> Reply {
     if removed > 0 {
         call.log_as_received();
     }
-    Reply::Integer(removed)
+    Ok(Reply::Integer(removed))
 }
 
-pub fn sismember(store: &mut Store, call: &mut Call) -> Reply {
-    match read_set(store, call.key(), call.now_ms) {
-        Ok(set) => Reply::Integer(set.is_some_and(|set| set.contains(call.argument(2))) as i64),
-        Err(reply) => reply,
-    }
+pub fn sismember(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
+    let set = read_set(store, call.key(), call.now_ms)?;
+    Ok(Reply::Integer(
+        set.is_some_and(|set| set.contains(call.argument(2))) as i64,
+    ))
 }
 
-pub fn smismember(store: &mut Store, call: &mut Call) -> Reply {
-    match read_set(store, call.key(), call.now_ms) {
-        Ok(set) => Reply::Array(
-            call.arguments[2..]
-                .iter()
-                .map(|member| Reply::Integer(set.is_some_and(|set| set.contains(*member)) as i64))
-                .collect(),
-        ),
-        Err(reply) => reply,
-    }
+pub fn smismember(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
+    let set = read_set(store, call.key(), call.now_ms)?;
+    Ok(Reply::Array(
+        call.arguments[2..]
+            .iter()
+            .map(|member| Reply::Integer(set.is_some_and(|set| set.contains(*member)) as i64))
+            .collect(),
+    ))
 }
 
-pub fn scard(store: &mut Store, call: &mut Call) -> Reply {
-    match read_set(store, call.key(), call.now_ms) {
-        Ok(set) => Reply::Integer(set.map_or(0, |set| set.len()) as i64),
-        Err(reply) => reply,
-    }
+pub fn scard(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
+    let set = read_set(store, call.key(), call.now_ms)?;
+    Ok(Reply::Integer(set.map_or(0, |set| set.len()) as i64))
 }
 
-pub fn smembers(store: &mut Store, call: &mut Call) -> Reply {
-    match read_set(store, call.key(), call.now_ms) {
-        Ok(set) => Reply::Set(
-            set.into_iter()
-                .flatten()
-                .map(|member| Reply::Bulk(member.clone()))
-                .collect(),
-        ),
-        Err(reply) => reply,
-    }
-}
-
-/// Parses a SCAN-family cursor, answering Redis's error for anything but an unsigned integer.
-pub fn parse_cursor(argument: &[u8]) -> Result<u64, Reply> {
-    std::str::from_utf8(argument)
-        .ok()
-        .and_then(|text| text.parse::<u64>().ok())
-        .ok_or_else(|| Reply::error("ERR invalid cursor"))
-}
-
-/// Parses the `MATCH pattern` / `COUNT n` options shared by SCAN and SSCAN, starting at `index`.
-/// `extra` gets a chance at options only one command knows (TYPE for SCAN).
-pub fn parse_scan_options<'a>(
-    arguments: &[&'a [u8]],
-    mut index: usize,
-    mut extra: impl FnMut(&[u8], &'a [u8]) -> bool,
-) -> Result<(Option<&'a [u8]>, usize), Reply> {
-    let mut pattern = None;
-    let mut count = 10usize;
-    while index < arguments.len() {
-        let Some(&value) = arguments.get(index + 1) else {
-            return Err(syntax_error());
-        };
-        let option = arguments[index];
-        if is_option(option, "MATCH") {
-            pattern = Some(value);
-        } else if is_option(option, "COUNT") {
-            match crate::resp::parse_integer(value) {
-                Some(given) if given >= 1 => count = (given as usize).min(limits::SCAN_COUNT_MAX),
-                Some(_) => return Err(syntax_error()),
-                None => return Err(super::not_an_integer()),
-            }
-        } else if !extra(option, value) {
-            return Err(syntax_error());
-        }
-        index += 2;
-    }
-    Ok((pattern, count))
-}
-
-/// The reply shape SCAN and SSCAN share: `[cursor, [element, ...]]`.
-pub fn scan_reply(cursor: u64, elements: Vec<Bytes>) -> Reply {
-    let mut digits = itoa::Buffer::new();
-    Reply::Array(vec![
-        Reply::bulk(digits.format(cursor).as_bytes()),
-        Reply::Array(elements.into_iter().map(Reply::Bulk).collect()),
-    ])
+pub fn smembers(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
+    let set = read_set(store, call.key(), call.now_ms)?;
+    Ok(Reply::Set(
+        set.into_iter()
+            .flatten()
+            .map(|member| Reply::Bulk(member.clone()))
+            .collect(),
+    ))
 }
 
 /// SSCAN key cursor [MATCH pattern] [COUNT count]. Walks positions from the end like SCAN (see
 /// `keyspace`), so a member present for the whole walk is returned at least once.
-pub fn sscan(store: &mut Store, call: &mut Call) -> Reply {
-    let cursor = match parse_cursor(call.argument(2)) {
-        Ok(cursor) => cursor,
-        Err(reply) => return reply,
-    };
-    let (pattern, count) = match parse_scan_options(call.arguments, 3, |_, _| false) {
-        Ok(options) => options,
-        Err(reply) => return reply,
-    };
-    let set = match read_set(store, call.key(), call.now_ms) {
-        Ok(Some(set)) => set,
-        Ok(None) => return scan_reply(0, Vec::new()),
-        Err(reply) => return reply,
+pub fn sscan(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
+    let cursor = parse_cursor(call.argument(2))?;
+    let (pattern, count) = parse_scan_options(call.arguments, 3, |_, _| false)?;
+    let set = match read_set(store, call.key(), call.now_ms)? {
+        Some(set) => set,
+        None => return Ok(scan_reply(0, Vec::new())),
     };
     let length = set.len() as u64;
     let start = if cursor == 0 || cursor > length {
@@ -198,33 +140,30 @@ pub fn sscan(store: &mut Store, call: &mut Call) -> Reply {
         .filter(|member| pattern.is_none_or(|pattern| crate::glob::matches(pattern, member)))
         .cloned()
         .collect();
-    scan_reply(stop, members)
+    Ok(scan_reply(stop, members))
 }
 
 /// SPOP key [count]
-pub fn spop(store: &mut Store, call: &mut Call) -> Reply {
+pub fn spop(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
     let count = match call.arguments.get(2) {
         None => None,
         Some(argument) => match crate::resp::parse_integer(argument) {
             Some(count) if count >= 0 => Some(count as usize),
-            _ => return Reply::error("ERR value is out of range, must be positive"),
+            _ => return Err(Reply::error("ERR value is out of range, must be positive")),
         },
     };
     if call.arguments.len() > 3 {
-        return syntax_error();
+        return Err(syntax_error());
     }
     let key = call.key();
-    let length = match read_set(store, key, call.now_ms) {
-        Ok(Some(set)) => set.len(),
-        Ok(None) => {
-            return if count.is_some() {
-                Reply::Set(Vec::new())
-            } else {
-                Reply::Null
-            }
-        }
-        Err(reply) => return reply,
+    let Some(set) = read_set(store, key, call.now_ms)? else {
+        return Ok(if count.is_some() {
+            Reply::Set(Vec::new())
+        } else {
+            Reply::Null
+        });
     };
+    let length = set.len();
     let take = count.unwrap_or(1).min(length);
     let mut popped = Vec::with_capacity(take);
     for _ in 0..take {
@@ -243,35 +182,32 @@ pub fn spop(store: &mut Store, call: &mut Call) -> Reply {
         logged.extend(popped.iter().map(|member| &member[..]));
         call.log(&logged);
     }
-    match count {
+    Ok(match count {
         None => popped.pop().map_or(Reply::Null, Reply::Bulk),
         Some(_) => Reply::Set(popped.into_iter().map(Reply::Bulk).collect()),
-    }
+    })
 }
 
 /// SRANDMEMBER key [count]: a positive count gives distinct members, a negative one allows repeats.
-pub fn srandmember(store: &mut Store, call: &mut Call) -> Reply {
+pub fn srandmember(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
     let count = match call.arguments.get(2) {
         None => None,
-        Some(_) if call.arguments.len() > 3 => return syntax_error(),
+        Some(_) if call.arguments.len() > 3 => return Err(syntax_error()),
         Some(argument) => match crate::resp::parse_integer(argument) {
             Some(count) if count > -(limits::SCAN_COUNT_MAX as i64) * 100 => Some(count),
-            Some(_) => return Reply::error("ERR value is out of range"),
-            None => return super::not_an_integer(),
+            Some(_) => return Err(Reply::error("ERR value is out of range")),
+            None => return Err(not_an_integer()),
         },
     };
     let key = call.key();
-    let length = match read_set(store, key, call.now_ms) {
-        Ok(Some(set)) => set.len(),
-        Ok(None) => {
-            return if count.is_some() {
-                Reply::Array(Vec::new())
-            } else {
-                Reply::Null
-            }
-        }
-        Err(reply) => return reply,
+    let Some(set) = read_set(store, key, call.now_ms)? else {
+        return Ok(if count.is_some() {
+            Reply::Array(Vec::new())
+        } else {
+            Reply::Null
+        });
     };
+    let length = set.len();
     let indexes: Vec<usize> = match count {
         None => vec![store.random_below(length)],
         Some(count) if count >= 0 => {
@@ -300,8 +236,8 @@ pub fn srandmember(store: &mut Store, call: &mut Call) -> Reply {
         .into_iter()
         .map(|index| Reply::Bulk(set.get_index(index).expect("in range").clone()))
         .collect();
-    match count {
+    Ok(match count {
         None => members.into_iter().next().unwrap_or(Reply::Null),
         Some(_) => Reply::Array(members),
-    }
+    })
 }

@@ -1,5 +1,5 @@
 //! The waiting-room commands: QUEUE.JOIN, QUEUE.POS, QUEUE.ADMIT, QUEUE.PASS, QUEUE.LEAVE, QUEUE.LEN and
-//! QUEUE.CONFIG. The semantics live in [`super::queue`]; this module parses arguments, maps outcomes to
+//! QUEUE.CONFIG. The semantics live in [`super`]; this module parses arguments, maps outcomes to
 //! replies, decides what is logged and keeps the room's timer in the keyspace.
 //!
 //! # Missing rooms
@@ -26,16 +26,16 @@
 //!
 //! # Timers
 //! After every change the room's [`WaitingRoom::next_deadline_ms`] (the earliest idle drop or pass expiry)
-//! is registered with [`super::Keyspace::set_timer`].
+//! is registered with [`crate::store::Keyspace::set_timer`].
 
-use super::queue::WaitingRoom;
-use super::shared::Shared;
-use super::{
-    integer_reply, is_option, syntax_error, unsigned_or_out_of_range, wrong_type, Call, Fired,
-    Mutations, Store, Value,
-};
+use super::WaitingRoom;
+use crate::command::error::{syntax_error, wrong_type};
+use crate::command::parse::{is_option, unsigned_or_out_of_range};
+use crate::command::reply::integer_reply;
+use crate::command::{Call, Mutations};
 use crate::limits;
 use crate::resp::Reply;
+use crate::store::{Fired, Shared, Store, Value};
 
 /// A room with nobody in it and the default configuration: its key goes.
 fn is_vacant(room: &WaitingRoom) -> bool {
@@ -87,13 +87,13 @@ fn read_room<'s>(
 }
 
 /// `QUEUE.JOIN room user` -> position (1 = next in), or 0 with a valid pass.
-pub fn join(store: &mut Store, call: &mut Call) -> Reply {
+pub fn join(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
     let key = call.key();
     let user = call.argument(2);
     let now_ms = call.now_ms;
-    let result = match write_room(store, key, now_ms) {
-        Ok(Some(room)) => room.join(user, now_ms),
-        Ok(None) => {
+    let result = match write_room(store, key, now_ms)? {
+        Some(room) => room.join(user, now_ms),
+        None => {
             let mut room = Shared::new(WaitingRoom::new());
             let result = room.join(user, now_ms);
             // A refused JOIN leaves no empty room behind.
@@ -102,133 +102,109 @@ pub fn join(store: &mut Store, call: &mut Call) -> Reply {
             }
             result
         }
-        Err(reply) => return reply,
     };
-    match result {
-        Ok(position) => {
-            if position != 0 {
-                settle(store, key, now_ms);
-                call.log_as_received();
-            }
-            integer_reply(position)
-        }
-        Err(message) => Reply::error(message),
+    let position = result.map_err(Reply::error)?;
+    if position != 0 {
+        settle(store, key, now_ms);
+        call.log_as_received();
     }
+    Ok(integer_reply(position))
 }
 
 /// `QUEUE.POS room user` -> position while waiting, 0 with a valid pass, null if unknown. Counts as a poll.
-pub fn pos(store: &mut Store, call: &mut Call) -> Reply {
+pub fn pos(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
     let key = call.key();
     let user = call.argument(2);
     let now_ms = call.now_ms;
-    let (position, known) = match write_room(store, key, now_ms) {
-        Ok(Some(room)) => {
+    let (position, known) = match write_room(store, key, now_ms)? {
+        Some(room) => {
             let known = room.is_known(user);
             (room.position(user, now_ms), known)
         }
-        Ok(None) => return Reply::Null,
-        Err(reply) => return reply,
+        None => return Ok(Reply::Null),
     };
     if known && position != Some(0) {
         settle(store, key, now_ms);
         call.log_as_received();
     }
-    position.map_or(Reply::Null, integer_reply)
+    Ok(position.map_or(Reply::Null, integer_reply))
 }
 
 /// `QUEUE.ADMIT room n pass-ttl-ms` -> the users let in, in line order.
-pub fn admit(store: &mut Store, call: &mut Call) -> Reply {
+pub fn admit(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
     let key = call.key();
     let now_ms = call.now_ms;
-    let arguments = unsigned_or_out_of_range(call, 2)
-        .and_then(|count| Ok((count, unsigned_or_out_of_range(call, 3)?)));
-    let (count, pass_ttl_ms) = match arguments {
-        Ok(arguments) => arguments,
-        Err(reply) => return reply,
-    };
-    let result = match write_room(store, key, now_ms) {
-        Ok(Some(room)) => room.admit(count, pass_ttl_ms, now_ms),
+    let count = unsigned_or_out_of_range(call, 2)?;
+    let pass_ttl_ms = unsigned_or_out_of_range(call, 3)?;
+    let Some(room) = write_room(store, key, now_ms)? else {
         // Nobody to admit, but the arguments are checked all the same.
-        Ok(None) => {
-            return match WaitingRoom::new().admit(count, pass_ttl_ms, now_ms) {
-                Ok(_) => Reply::Array(Vec::new()),
-                Err(message) => Reply::error(message),
-            }
-        }
-        Err(reply) => return reply,
+        WaitingRoom::new()
+            .admit(count, pass_ttl_ms, now_ms)
+            .map_err(Reply::error)?;
+        return Ok(Reply::Array(Vec::new()));
     };
-    match result {
-        Ok(users) => {
-            settle(store, key, now_ms);
-            call.log_as_received();
-            Reply::Array(users.iter().map(|user| Reply::bulk(user)).collect())
-        }
-        Err(message) => Reply::error(message),
-    }
+    let users = room
+        .admit(count, pass_ttl_ms, now_ms)
+        .map_err(Reply::error)?;
+    settle(store, key, now_ms);
+    call.log_as_received();
+    Ok(Reply::Array(
+        users.iter().map(|user| Reply::bulk(user)).collect(),
+    ))
 }
 
 /// `QUEUE.PASS room user` -> 1 while the user holds a valid pass, else 0.
-pub fn pass(store: &mut Store, call: &mut Call) -> Reply {
-    match read_room(store, call.key(), call.now_ms) {
-        Ok(room) => Reply::Integer(i64::from(
-            room.is_some_and(|room| room.has_pass(call.argument(2), call.now_ms)),
-        )),
-        Err(reply) => reply,
-    }
+pub fn pass(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
+    let room = read_room(store, call.key(), call.now_ms)?;
+    Ok(Reply::Integer(i64::from(room.is_some_and(|room| {
+        room.has_pass(call.argument(2), call.now_ms)
+    }))))
 }
 
 /// `QUEUE.LEAVE room user` -> 1 if the user was waiting or held a valid pass (now revoked), else 0.
-pub fn leave(store: &mut Store, call: &mut Call) -> Reply {
+pub fn leave(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
     let key = call.key();
     let user = call.argument(2);
     let now_ms = call.now_ms;
-    let (present, known) = match write_room(store, key, now_ms) {
-        Ok(Some(room)) => {
+    let (present, known) = match write_room(store, key, now_ms)? {
+        Some(room) => {
             let known = room.is_known(user);
             (room.leave(user, now_ms), known)
         }
-        Ok(None) => return Reply::Integer(0),
-        Err(reply) => return reply,
+        None => return Ok(Reply::Integer(0)),
     };
     if known {
         settle(store, key, now_ms);
         call.log_as_received();
     }
-    Reply::Integer(i64::from(present))
+    Ok(Reply::Integer(i64::from(present)))
 }
 
 /// `QUEUE.LEN room` -> how many are waiting (idlers not dropped yet included).
-pub fn len(store: &mut Store, call: &mut Call) -> Reply {
-    match read_room(store, call.key(), call.now_ms) {
-        Ok(room) => integer_reply(room.map_or(0, WaitingRoom::waiting_count)),
-        Err(reply) => reply,
-    }
+pub fn len(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
+    let room = read_room(store, call.key(), call.now_ms)?;
+    Ok(integer_reply(room.map_or(0, WaitingRoom::waiting_count)))
 }
 
 /// `QUEUE.CONFIG room IDLE ms` -> OK. Waiters who neither JOIN nor POS for `ms` are dropped (0: never).
-pub fn config(store: &mut Store, call: &mut Call) -> Reply {
+pub fn config(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
     if !is_option(call.argument(2), "IDLE") {
-        return syntax_error();
+        return Err(syntax_error());
     }
-    let idle_timeout_ms = match unsigned_or_out_of_range(call, 3) {
-        Ok(idle_timeout_ms) => idle_timeout_ms,
-        Err(reply) => return reply,
-    };
+    let idle_timeout_ms = unsigned_or_out_of_range(call, 3)?;
     let key = call.key();
     let now_ms = call.now_ms;
-    let changed = match write_room(store, key, now_ms) {
-        Ok(Some(room)) => {
+    let changed = match write_room(store, key, now_ms)? {
+        Some(room) => {
             let before = room.idle_timeout_ms();
-            if let Err(message) = room.set_idle_timeout_ms(idle_timeout_ms) {
-                return Reply::error(message);
-            }
+            room.set_idle_timeout_ms(idle_timeout_ms)
+                .map_err(Reply::error)?;
             before != idle_timeout_ms
         }
-        Ok(None) => {
+        None => {
             let mut room = Shared::new(WaitingRoom::new());
-            if let Err(message) = room.set_idle_timeout_ms(idle_timeout_ms) {
-                return Reply::error(message);
-            }
+            room.set_idle_timeout_ms(idle_timeout_ms)
+                .map_err(Reply::error)?;
             // The default configuration on a missing room is a missing room.
             let changed = !is_vacant(&room);
             if changed {
@@ -236,13 +212,12 @@ pub fn config(store: &mut Store, call: &mut Call) -> Reply {
             }
             changed
         }
-        Err(reply) => return reply,
     };
     if changed {
         settle(store, key, now_ms);
         call.log_as_received();
     }
-    Reply::OK
+    Ok(Reply::OK)
 }
 
 /// The active cycle's work for one room whose timer is due: drops idle waiters, then forgets expired
