@@ -1,91 +1,14 @@
-//! End-to-end tests of the dibs-bench binary against a real `redis-server` on an ephemeral loopback port.
-//! When `redis-server` is not installed every test prints why and passes without running: the lead's CI
-//! installs it, a laptop may not have it.
+//! dibs-bench end to end: against the real dibs, every flash-sale scenario (and the `like` throughput test)
+//! runs to the verdict "correct", and a server that hands out more coupons than it offered is caught; against
+//! a real `redis-server`, the Redis recipes run to a verdict and stale state is caught. Both servers are
+//! started by `common` on ephemeral ports; where `redis-server` is not installed its tests print SKIPPED
+//! and pass (CI installs it, a laptop may not have it).
 
-mod stand_in;
+mod common;
 
-use stand_in::{Behaviour, FakeDibs};
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
-
-/// A redis-server child with append-only fsync on every write, killed when dropped.
-struct RedisServer {
-    child: Child,
-    port: u16,
-    directory: PathBuf,
-}
-
-impl RedisServer {
-    /// Starts one, or returns None (after saying so) when redis-server is not installed.
-    fn start(test: &str) -> Option<RedisServer> {
-        if Command::new("redis-server")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .status()
-            .is_err()
-        {
-            println!(
-                "SKIPPED {test}: redis-server is not installed (apt-get install redis-server)"
-            );
-            return None;
-        }
-        // Bind to port 0 to let the kernel pick a free port, then hand it to redis-server.
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .expect("an ephemeral port")
-            .port();
-        let directory = std::env::temp_dir().join(format!("dibs-bench-{test}-{port}"));
-        std::fs::create_dir_all(&directory).expect("a scratch directory");
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args([
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-            ])
-            .arg("--dir")
-            .arg(&directory)
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server starts");
-        let server = RedisServer {
-            child,
-            port,
-            directory,
-        };
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not listen on {port}"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Some(server)
-    }
-
-    fn bench(&self, arguments: &[&str]) -> Output {
-        let port = self.port.to_string();
-        Command::new(env!("CARGO_BIN_EXE_dibs-bench"))
-            .args(["-p", &port, "-q"])
-            .args(arguments)
-            .output()
-            .expect("dibs-bench runs")
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.directory);
-    }
-}
+use common::{wait_until, RedisServer, Server, TempDir};
+use std::net::TcpListener;
+use std::process::{Command, Output, Stdio};
 
 fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
@@ -100,14 +23,197 @@ fn explain(output: &Output) -> String {
     )
 }
 
+/// dibs-bench, quiet, against the server on `port`.
+fn bench_command(port: u16, arguments: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_dibs-bench"));
+    command
+        .args(["-p", &port.to_string(), "-q"])
+        .args(arguments);
+    command
+}
+
+fn bench_at(port: u16, arguments: &[&str]) -> Output {
+    bench_command(port, arguments)
+        .output()
+        .expect("dibs-bench runs")
+}
+
+// --- Against the real dibs ---
+
+#[test]
+fn every_scenario_is_correct_against_the_real_server() {
+    let dir = TempDir::new("bench-against-dibs");
+    let server = Server::start(dir.path(), &[]);
+    let output = Command::new(env!("CARGO_BIN_EXE_dibs-bench"))
+        .args([
+            "coupon-rush",
+            "stock-rush",
+            "likes-storm",
+            "waiting-room",
+            "like",
+        ])
+        .args([
+            "-p",
+            &server.port.to_string(),
+            "-n",
+            "2000",
+            "-c",
+            "8",
+            "--csv",
+        ])
+        .output()
+        .expect("run dibs-bench");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "dibs-bench failed ({:?})\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        output.status.code()
+    );
+    for scenario in [
+        "coupon-rush",
+        "stock-rush",
+        "likes-storm",
+        "waiting-room",
+        "like",
+    ] {
+        let line = stdout
+            .lines()
+            .find(|line| line.starts_with(&format!("\"{scenario}\"")))
+            .unwrap_or_else(|| panic!("no result line for {scenario}:\n{stdout}"));
+        assert!(line.contains("correct"), "{scenario}: {line}");
+        assert!(!line.contains("VIOLATED"), "{scenario}: {line}");
+    }
+}
+
+#[test]
+fn every_scenario_pipelined_against_the_real_server_is_correct() {
+    let (_dir, server) = common::start("bench-pipelined");
+    let output = bench_at(
+        server.port,
+        &[
+            "-t",
+            "coupon-rush,stock-rush,likes-storm,waiting-room",
+            "-n",
+            "2000",
+            "-c",
+            "4",
+            "-P",
+            "4",
+        ],
+    );
+    assert!(output.status.success(), "{}", explain(&output));
+    let text = stdout(&output);
+    assert_eq!(text.matches("verdict: correct").count(), 4, "{text}");
+}
+
+/// A field of COUPON.INFO, or `None` while the event does not exist yet.
+fn coupon_field(connection: &mut redis::Connection, event: &str, field: &str) -> Option<i64> {
+    let info: Vec<redis::Value> = redis::cmd("COUPON.INFO")
+        .arg(event)
+        .query(connection)
+        .ok()?;
+    let position = info
+        .iter()
+        .position(|name| *name == redis::Value::BulkString(field.as_bytes().to_vec()))?;
+    redis::from_redis_value(&info[position + 1]).ok()
+}
+
+/// From the client's side a server that issues coupon number K+1 of K is over-issuing, whatever the reason.
+/// The real server does so when a coupon is revoked behind the bench's back (numbers are never reused), so:
+/// once the K coupons are gone, one is revoked, and once the server has issued it again (to one of the
+/// bench's clients, the only ones issuing) the bench must find the over-issue and exit with status 1.
+#[test]
+fn an_over_issuing_server_is_caught() {
+    let (_dir, server) = common::start("bench-over-issue");
+    let mut admin = server.connection();
+    let coupons = 50;
+    // A run long enough that the revoke and the issue after it land before its end; if this machine
+    // finished it first, a longer one is tried.
+    let mut requests = 20_000;
+    for _ in 0..4 {
+        let prefix = format!("over-issue-{requests}");
+        let event = format!("{prefix}:0:coupon");
+        let mut bench = bench_command(
+            server.port,
+            &[
+                "coupon-rush",
+                "--users",
+                "1000",
+                "--coupons",
+                &coupons.to_string(),
+                "--prefix",
+                &prefix,
+                "-n",
+                &requests.to_string(),
+                "-c",
+                "4",
+            ],
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("dibs-bench runs");
+        let mut bench_finished = || bench.try_wait().expect("try_wait").is_some();
+        let sold_out =
+            |admin: &mut redis::Connection| coupon_field(admin, &event, "remaining") == Some(0);
+        wait_until("the coupons to be sold out, or the run to end", || {
+            sold_out(&mut admin) || bench_finished()
+        });
+        if !bench_finished() {
+            let holders: (String, Vec<(String, i64)>) = redis::cmd("COUPON.HOLDERS")
+                .arg(&event)
+                .arg(0)
+                .arg(1)
+                .query(&mut admin)
+                .unwrap();
+            let (holder, number) = holders.1.first().cloned().expect("a holder of number 1");
+            assert_eq!(number, 1);
+            let revoked: i64 = redis::cmd("COUPON.REVOKE")
+                .arg(&event)
+                .arg(&holder)
+                .query(&mut admin)
+                .unwrap();
+            assert_eq!(revoked, 1);
+            wait_until(
+                "the revoked coupon to be issued again, or the run to end",
+                || sold_out(&mut admin) || bench_finished(),
+            );
+            if sold_out(&mut admin) {
+                let issued = coupon_field(&mut admin, &event, "issued");
+                assert_eq!(issued, Some(coupons + 1), "numbers 1..=K+1 handed out");
+                let output = bench.wait_with_output().expect("dibs-bench runs");
+                assert_eq!(output.status.code(), Some(1), "{}", explain(&output));
+                let text = stdout(&output);
+                assert!(text.contains("verdict: VIOLATED"), "{text}");
+                assert!(text.contains("over-issue"), "{text}");
+                return;
+            }
+        }
+        let output = bench.wait_with_output().expect("dibs-bench runs");
+        eprintln!(
+            "{requests} requests ended before the revoked coupon was issued again ({:?}); trying a \
+             longer run",
+            output.status
+        );
+        requests *= 4;
+    }
+    panic!("no run lasted long enough to revoke a coupon during it");
+}
+
+// --- Against redis-server ---
+
 #[test]
 fn plain_tests_run_to_a_verdict() {
     let Some(server) = RedisServer::start("plain") else {
         return;
     };
-    let output = server.bench(&[
-        "--target", "redis", "-t", "ping,set", "-n", "2000", "-c", "4",
-    ]);
+    let output = bench_at(
+        server.port,
+        &[
+            "--target", "redis", "-t", "ping,set", "-n", "2000", "-c", "4",
+        ],
+    );
     assert!(output.status.success(), "{}", explain(&output));
     let text = stdout(&output);
     assert!(text.contains("====== ping (redis) ======"), "{text}");
@@ -121,17 +227,20 @@ fn coupon_rush_against_redis_is_correct() {
     let Some(server) = RedisServer::start("coupon") else {
         return;
     };
-    let output = server.bench(&[
-        "coupon-rush",
-        "--target",
-        "redis",
-        "-n",
-        "3000",
-        "-c",
-        "4",
-        "-P",
-        "4",
-    ]);
+    let output = bench_at(
+        server.port,
+        &[
+            "coupon-rush",
+            "--target",
+            "redis",
+            "-n",
+            "3000",
+            "-c",
+            "4",
+            "-P",
+            "4",
+        ],
+    );
     assert!(output.status.success(), "{}", explain(&output));
     let text = stdout(&output);
     assert!(text.contains("verdict: correct"), "{text}");
@@ -143,17 +252,20 @@ fn every_scenario_against_redis_is_correct_and_reports_csv() {
     let Some(server) = RedisServer::start("scenarios") else {
         return;
     };
-    let output = server.bench(&[
-        "--target",
-        "redis",
-        "-t",
-        "stock-rush,likes-storm,waiting-room",
-        "-n",
-        "2000",
-        "-c",
-        "4",
-        "--csv",
-    ]);
+    let output = bench_at(
+        server.port,
+        &[
+            "--target",
+            "redis",
+            "-t",
+            "stock-rush,likes-storm,waiting-room",
+            "-n",
+            "2000",
+            "-c",
+            "4",
+            "--csv",
+        ],
+    );
     assert!(output.status.success(), "{}", explain(&output));
     let text = stdout(&output);
     let lines: Vec<&str> = text.lines().collect();
@@ -185,9 +297,9 @@ fn stale_state_is_caught_and_fails_the_run() {
         "--prefix",
         "stale",
     ];
-    let first = server.bench(&arguments);
+    let first = bench_at(server.port, &arguments);
     assert!(first.status.success(), "{}", explain(&first));
-    let second = server.bench(&arguments);
+    let second = bench_at(server.port, &arguments);
     assert_eq!(second.status.code(), Some(1), "{}", explain(&second));
     assert!(
         stdout(&second).contains("verdict: VIOLATED"),
@@ -210,51 +322,12 @@ fn unreachable_server_exits_with_status_2() {
     assert!(String::from_utf8_lossy(&output.stderr).contains("cannot connect"));
 }
 
-fn bench_at(port: u16, arguments: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_dibs-bench"))
-        .args(["-p", &port.to_string(), "-q"])
-        .args(arguments)
-        .output()
-        .expect("dibs-bench runs")
-}
-
-#[test]
-fn every_scenario_against_a_model_of_dibs_is_correct() {
-    let server = FakeDibs::start(Behaviour::Correct);
-    let output = bench_at(
-        server.port,
-        &[
-            "-t",
-            "coupon-rush,stock-rush,likes-storm,waiting-room",
-            "-n",
-            "2000",
-            "-c",
-            "4",
-            "-P",
-            "4",
-        ],
-    );
-    assert!(output.status.success(), "{}", explain(&output));
-    let text = stdout(&output);
-    assert_eq!(text.matches("verdict: correct").count(), 4, "{text}");
-}
-
-#[test]
-fn an_over_issuing_server_is_caught() {
-    let server = FakeDibs::start(Behaviour::OverIssue);
-    let output = bench_at(server.port, &["coupon-rush", "-n", "2000", "-c", "4"]);
-    assert_eq!(output.status.code(), Some(1), "{}", explain(&output));
-    let text = stdout(&output);
-    assert!(text.contains("verdict: VIOLATED"), "{text}");
-    assert!(text.contains("over-issue"), "{text}");
-}
-
 #[test]
 fn both_targets_print_one_table() {
     let Some(redis) = RedisServer::start("both") else {
         return;
     };
-    let dibs = FakeDibs::start(Behaviour::Correct);
+    let (_dir, dibs) = common::start("bench-both");
     let output = bench_at(
         dibs.port,
         &[

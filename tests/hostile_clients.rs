@@ -7,7 +7,9 @@
 //! desynchronised garbage without newlines (`server_protocol.rs`).
 mod common;
 
-use common::{cpu_ticks, info_field, resident_bytes, wait_until, RawClient, Server, TempDir};
+use common::{
+    cpu_ticks, info_field, resident_bytes, wait_until, RawClient, Server, TempDir, DEADLINE,
+};
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream};
 use std::time::{Duration, Instant};
@@ -23,17 +25,38 @@ fn one_at_a_time() -> std::sync::MutexGuard<'static, ()> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// The latencies of `count` PINGs, one at a time, sorted.
+/// The latencies of `count` PINGs, one at a time.
 fn ping_latencies(client: &mut RawClient, count: usize) -> Vec<Duration> {
-    let mut latencies: Vec<Duration> = (0..count)
+    (0..count)
         .map(|_| {
             let started = Instant::now();
             assert_eq!(client.call(&["PING"]), "+PONG\r\n");
             started.elapsed()
         })
-        .collect();
+        .collect()
+}
+
+/// The latencies of PINGs sent in rounds of 20 for `duration`, `before_each_round` run before each; sorted.
+fn ping_rounds(
+    client: &mut RawClient,
+    duration: Duration,
+    mut before_each_round: impl FnMut(),
+) -> Vec<Duration> {
+    let started = Instant::now();
+    let mut latencies = Vec::new();
+    while started.elapsed() < duration {
+        before_each_round();
+        latencies.extend(ping_latencies(client, 20));
+    }
     latencies.sort();
     latencies
+}
+
+/// Whether latencies measured under a load are within `ratio` times those measured without it, for the
+/// healthy client of a test. The baseline is measured in the same test, so a slow or busy machine moves
+/// both; `floor` keeps a baseline of a few microseconds from turning scheduling noise into a failure.
+fn within_ratio(loaded: Duration, baseline: Duration, ratio: u32, floor: Duration) -> bool {
+    loaded <= (baseline * ratio).max(floor)
 }
 
 fn percentile(sorted: &[Duration], fraction: f64) -> Duration {
@@ -59,7 +82,8 @@ fn thousands_of_idle_and_trickling_connections_leave_healthy_clients_served() {
     let dir = TempDir::new("crowd");
     let server = Server::start(dir.path(), &["--maxclients", "1500"]);
     let mut healthy = server.raw();
-    let baseline = ping_latencies(&mut healthy, 200);
+    // The baseline: the healthy client's PINGs alone, measured as they are below.
+    let baseline = ping_rounds(&mut healthy, Duration::from_secs(1), || {});
     let cpu_before = cpu_ticks(server.child.id());
 
     // 2000 connections against a limit of 1500: 1499 get in beside the healthy client, the rest are
@@ -72,34 +96,34 @@ fn thousands_of_idle_and_trickling_connections_leave_healthy_clients_served() {
             && info_field(&mut healthy, "rejected_connections") == 501
     });
     let request = b"*3\r\n$3\r\nSET\r\n$7\r\ntrickle\r\n$1\r\nx\r\n";
-    let started = Instant::now();
-    let mut during = Vec::new();
     let mut position = 0;
-    while started.elapsed() < Duration::from_secs(2) {
+    let during = ping_rounds(&mut healthy, Duration::from_secs(2), || {
         for stream in crowd.iter_mut().take(300) {
             // Refused connections are closed by the server; a failed write there is expected.
             let _ = stream.write_all(&request[position % request.len()..][..1]);
         }
         position += 1;
-        during.extend(ping_latencies(&mut healthy, 20));
-    }
-    during.sort();
+    });
     let cpu_used = cpu_ticks(server.child.id()) - cpu_before;
-    let (before_p99, during_p50, during_p99) = (
+    let (baseline_p50, baseline_p99, during_p50, during_p99) = (
+        percentile(&baseline, 0.5),
         percentile(&baseline, 0.99),
         percentile(&during, 0.5),
         percentile(&during, 0.99),
     );
     eprintln!(
-        "PING p99 alone {before_p99:?}; with 1500 idle or trickling clients p50 {during_p50:?} p99 \
-         {during_p99:?}; server CPU {cpu_used} ticks"
+        "PING alone p50 {baseline_p50:?} p99 {baseline_p99:?}; with 1500 idle or trickling clients p50 \
+         {during_p50:?} p99 {during_p99:?}; server CPU {cpu_used} ticks"
     );
-    // Loose bounds for a shared 2-core machine; a server scanning every client per request, or one
+    // Loose bounds, for a shared and busy machine; a server scanning every client per request, or one
     // stalled by a slow client, is far outside them.
-    assert!(during_p50 < Duration::from_millis(5), "{during_p50:?}");
     assert!(
-        during_p99 < Duration::from_millis(50).max(before_p99 * 20),
-        "{during_p99:?}"
+        within_ratio(during_p50, baseline_p50, 10, Duration::from_millis(1)),
+        "p50 {during_p50:?} with the crowd, {baseline_p50:?} without"
+    );
+    assert!(
+        within_ratio(during_p99, baseline_p99, 20, Duration::from_millis(20)),
+        "p99 {during_p99:?} with the crowd, {baseline_p99:?} without"
     );
     assert_eq!(healthy.call(&["SET", "healthy", "yes"]), "+OK\r\n");
     // The crowd leaves; the server forgets it.
@@ -253,7 +277,7 @@ fn running_out_of_file_descriptors_neither_spins_nor_strands_clients() {
         eprintln!("skipped: prlimit is not available here");
         return;
     }
-    let server = Server::start_wrapped(dir.path(), wrapper, Vec::new());
+    let mut server = Server::start_wrapped(dir.path(), wrapper, Vec::new());
     let pid = server.pid as u32;
     let mut first = server.raw();
     assert_eq!(first.call(&["SET", "k", "v"]), "+OK\r\n");
@@ -264,28 +288,56 @@ fn running_out_of_file_descriptors_neither_spins_nor_strands_clients() {
         .map(|_| {
             let mut stream = TcpStream::connect(("127.0.0.1", server.port)).unwrap();
             stream.write_all(b"PING\r\n").unwrap();
-            stream
-                .set_read_timeout(Some(Duration::from_millis(20)))
-                .unwrap();
+            stream.set_nonblocking(true).unwrap();
             stream
         })
         .collect();
-    std::thread::sleep(Duration::from_millis(500));
+    // The server says when an accept fails for want of a descriptor; from then on it holds every client
+    // it can, and each of those is answered.
+    assert!(
+        server.wait_for_log("accept failed").is_some(),
+        "the server never ran out of descriptors"
+    );
+    let accepted = info_field(&mut first, "connected_clients") as usize - 1;
     let answered = |stream: &mut TcpStream| {
         let mut reply = [0u8; 7];
         matches!(stream.read(&mut reply), Ok(7)) && &reply == b"+PONG\r\n"
     };
-    let served: Vec<bool> = clients.iter_mut().map(answered).collect();
+    let mut served = vec![false; clients.len()];
+    wait_until("every client the server accepted to be answered", || {
+        for (stream, served) in clients.iter_mut().zip(served.iter_mut()) {
+            *served = *served || answered(stream);
+        }
+        served.iter().filter(|served| **served).count() >= accepted
+    });
     let served_count = served.iter().filter(|served| **served).count();
+    assert_eq!(served_count, accepted, "only accepted clients are answered");
     assert!(
         (20..100).contains(&served_count),
         "{served_count} of 100 served with 64 descriptors"
     );
 
-    // Exhausted, the server must idle, not spin on a listener it cannot accept from.
+    // Exhausted, the server must idle, not spin on a listener it cannot accept from. The second below is
+    // the window the CPU time is measured over, not a wait for anything: the checks after it show the
+    // server was out of descriptors throughout (no client accepted, none answered, accepting not resumed).
     let cpu_before = cpu_ticks(pid);
     std::thread::sleep(Duration::from_secs(1));
     let cpu_used = cpu_ticks(pid) - cpu_before;
+    assert_eq!(
+        info_field(&mut first, "connected_clients") as usize,
+        accepted + 1,
+        "a client was accepted while descriptors were exhausted"
+    );
+    for (stream, served) in clients.iter_mut().zip(&served) {
+        assert!(*served || !answered(stream), "a waiting client was served");
+    }
+    assert!(
+        !server
+            .drain_log()
+            .iter()
+            .any(|line| line.contains("accepting connections again")),
+        "the server resumed accepting during the measurement"
+    );
     assert!(
         cpu_used < 30,
         "{cpu_used} ticks of CPU in 1 s while out of descriptors"
@@ -299,9 +351,8 @@ fn running_out_of_file_descriptors_neither_spins_nor_strands_clients() {
         .filter_map(|(stream, served)| (!served).then_some(stream))
         .collect();
     for stream in &mut waiting {
-        stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
+        stream.set_nonblocking(false).unwrap();
+        stream.set_read_timeout(Some(DEADLINE)).unwrap();
         assert!(
             answered(stream),
             "a client waiting for a descriptor was stranded"
