@@ -6,8 +6,8 @@ use std::path::Path;
 use super::{io_error, RecoveryError, SnapshotBase};
 use crate::aof::payload::{decode_payload_into, DecodedPayload};
 use crate::aof::record::{ScanVerdict, Scanner};
-use crate::dispatch;
 use crate::command::Mutations;
+use crate::dispatch;
 use crate::store::Store;
 
 /// A replay across the log files in order: the sequence the next record must have, and what was applied.

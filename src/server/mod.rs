@@ -38,6 +38,7 @@ use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token, Waker};
 
 use crate::clock::system_time_ms;
+use crate::command::Mutations;
 use crate::compaction::{Compaction, Triggers};
 use crate::config::{Config, YesNo};
 use crate::connection::Connection;
@@ -46,7 +47,6 @@ use crate::dispatch::{self, CommandSpec, Handler, ServerCommand};
 use crate::journal::{Journal, Progress};
 use crate::limits;
 use crate::resp::Reply;
-use crate::command::Mutations;
 use crate::store::{self, Store};
 
 const LISTENER: Token = Token(0);

@@ -4,12 +4,12 @@
 use std::os::fd::AsRawFd;
 
 use super::Server;
+use crate::command::error::not_an_integer;
+use crate::command::parse::is_option;
 use crate::connection::Connection;
 use crate::dispatch;
 use crate::limits;
 use crate::resp::{self, Protocol, Reply};
-use crate::command::error::not_an_integer;
-use crate::command::parse::is_option;
 
 impl Server {
     /// PING: the table's arity allows one optional message.
