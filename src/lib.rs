@@ -1,23 +1,38 @@
 //! dibs: an in-memory engine for rush traffic that speaks RESP.
 //!
-//! # Layout
-//! A request flows: socket → `connection` (buffers) → `resp` (decode) → `command` (lookup, arity) →
-//! `store` (deterministic execution: reply plus the canonical mutation) → `journal` (framed record in this
-//! iteration's batch) → `aof::syncer` (group commit on its own thread) → back to `server` through a mio
-//! Waker, which releases the replies that waited for durability.
+//! # One request, step by step
+//! `COUPON.ISSUE launch ann` goes down the layers once and comes back up once; each step lives in one file:
 //!
-//! - `limits`: every bound as a named constant.
-//! - `resp`: the incremental RESP2/RESP3 request decoder and the reply encoder; never touches a socket.
-//! - `command`: the command table, arity checks and the one `execute` used by live traffic and replay.
-//! - `store`: the keyspace and one module per value type. No I/O, no clock reads.
-//! - `small_bytes`: the byte string of key names and string values, inline when short.
-//! - `aof`: the log's building blocks: record framing, payload format, storage, the syncer thread.
-//! - `journal`: the loop's side of the log: sequences, batches, durability reports.
-//! - `recovery`: start-up: load the snapshot the manifest names, replay the log after it, cut torn tails,
-//!   refuse corruption.
-//! - `compaction`: snapshots plus log rotation, a bounded amount per loop iteration (protocol.md).
-//! - `connection`: one client's buffers and session state. `server`: the mio event loop that owns it all.
-//! - `introspection`: INFO, CONFIG and COMMAND. `config`: the command line. `logging`, `memory`, `glob`.
+//! | step | file |
+//! |---|---|
+//! | the socket is readable; its bytes go into the connection's buffer | `server/connections.rs` (`read_and_process`), `connection.rs` |
+//! | whole requests are decoded, none half | `resp/decode.rs` |
+//! | lookup, arity, AUTH, MULTI's rules, the snapshot wait, writes after a log failure | `dispatch/admission.rs` (`admit`) |
+//! | the handler runs with the loop's clock value | `dispatch/mod.rs` (`execute`) |
+//! | validate, then change, reply, and describe the change as canonical commands | `store/coupon/commands.rs` (`issue`), with `command/` |
+//! | the change becomes a framed record in this iteration's batch; the reply waits for its sequence | `server/mod.rs` (`commit_mutations`), `journal.rs` |
+//! | the batch is written and fdatasync'd, with whatever else is waiting (group commit) | `aof/syncer/mod.rs` (its own thread) |
+//! | the syncer reports durability through the mio waker; held replies are released | `server/mod.rs` (`collect_durability`, `release_held`) |
+//! | the reply bytes are written to the socket | `server/connections.rs` (`flush_pending`) |
+//!
+//! Start-up runs the same handlers: `recovery/` loads the snapshot and replays the log through
+//! `dispatch::replay`, which shares admission's lookup and arity check.
+//!
+//! # Layers
+//! A module imports only from layers below its own (`tests/module_layers.rs` checks it):
+//! 0. leaves: `limits` (every bound), `clock` (wall time, read only by the loop and start-up), `glob`,
+//!    `small_bytes` (key names and strings, inline when short), `logging`, `memory`, `resp` (the RESP2/RESP3
+//!    decoder and encoder; never touches a socket).
+//! 1. `aof`: the log's building blocks: record framing, the payload format, storage, the syncer thread, the
+//!    data directory's files (`aof::directory`), the snapshot file format.
+//! 2. `command`: what a handler works with: one `Call`, its `Mutations`, argument parsing, error replies.
+//! 3. `store`: the keyspace and one folder per value type (the type, its handlers, its snapshot codec). No
+//!    I/O, no clock reads.
+//! 4. `dispatch`: the command table (one line per command), admission, `execute` and `replay`.
+//! 5. `journal` (the loop's side of the log), `recovery` (start-up), `compaction` (snapshots and log
+//!    rotation, a bounded amount per loop iteration), `config` (the command line).
+//! 6. `connection` (one client's buffers and session state) and `server`: the mio event loop that owns it
+//!    all, with its session, transaction, administration and introspection commands.
 pub mod aof;
 pub mod clock;
 pub mod command;
