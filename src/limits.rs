@@ -102,18 +102,18 @@ pub const SNAPSHOT_SHARED_VALUES_PER_STEP_MAX: usize = 4096;
 pub const SNAPSHOT_SHARE_ELEMENTS_MIN: u64 = 65_536;
 
 /// Serialized large collections waiting for the snapshot writer to write them (see
-/// `aof::collection_serializer`): past it the collection serializer takes no more handles until the writer
+/// `compaction::collection_serializer`): past it the collection serializer takes no more handles until the writer
 /// catches up, so memory stays bounded when the disk is slow. Four times the chunk queue's 16 MiB, since
 /// while it has room a command waiting for a collection waits for its serialization, not for the disk; a
 /// coupon of 320,000 holders serializes to about 10 MB.
 pub const SNAPSHOT_COLLECTION_BYTES_QUEUED_MAX: usize = 64 << 20;
 
 /// The largest serialization buffer the collection serializer keeps between collections and compactions
-/// (see `aof::collection_serializer`): a fresh buffer's page faults cost as much as the serialization. A
+/// (see `compaction::collection_serializer`): a fresh buffer's page faults cost as much as the serialization. A
 /// coupon of 440,000 holders needs 16 MB; a larger collection's buffer is freed after use.
 pub const SNAPSHOT_COLLECTION_BUFFER_KEPT_MAX: usize = 32 << 20;
 
-/// The snapshot writer writes with `O_DIRECT` in blocks of this size (see `aof::snapshot::SnapshotFile`):
+/// The snapshot writer writes with `O_DIRECT` in blocks of this size (see `aof::snapshot`'s file writer):
 /// one block in flight at a time, none in the page cache.
 pub const SNAPSHOT_DIRECT_BLOCK_BYTES: usize = 1 << 20;
 
@@ -125,7 +125,7 @@ pub const SNAPSHOT_DIRECT_BLOCK_BYTES: usize = 1 << 20;
 pub const SNAPSHOT_WRITEBACK_BYTES: u64 = 4 << 20;
 
 /// How much of a replaced snapshot or log file one step of its deletion frees (see
-/// `aof::snapshot::shrink_gradually`): bounds the journal work each of the log's fsyncs may have to
+/// `aof::directory`'s gradual shrink): bounds the journal work each of the log's fsyncs may have to
 /// commit while old files are deleted after a compaction.
 pub const FILE_DELETE_STEP_BYTES: u64 = 4 << 20;
 

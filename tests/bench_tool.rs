@@ -128,7 +128,7 @@ fn an_over_issuing_server_is_caught() {
     let (_dir, server) = common::start("bench-over-issue");
     let mut admin = server.connection();
     let coupons = 50;
-    // A run long enough that the revoke and the issue after it land before its end; if this machine
+    // A run long enough that the revoke and the issue after it land before its end; if the machine
     // finished it first, a longer one is tried.
     let mut requests = 20_000;
     for _ in 0..4 {

@@ -134,7 +134,7 @@ fn dump(connection: &mut redis::Connection) -> BTreeMap<String, String> {
     state
 }
 
-/// Keys of every type this build holds, some with expiries and request IDs.
+/// Keys of every type dibs holds, some with expiries and request IDs.
 fn load(connection: &mut redis::Connection, keys: usize) {
     let mut pipeline = redis::pipe();
     for index in 0..keys {

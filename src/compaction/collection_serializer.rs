@@ -3,7 +3,7 @@
 //!
 //! # Why a thread of its own
 //! A command that changes a collection the snapshot still holds by handle waits until the handle is dropped
-//! (`Server::waits_for_snapshot`); every client of that collection waits with it. The snapshot writer thread
+//! (`dispatch::admission`); every client of that collection waits with it. The snapshot writer thread
 //! runs at nice 10 so that its checksums and copies never take a core from the loop, and it may be in the
 //! middle of a direct write or another collection when a command starts waiting: a wait behind it would be
 //! mostly a low-priority thread waiting for a core. This thread runs at the loop's priority and does

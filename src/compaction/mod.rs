@@ -15,7 +15,7 @@
 //! keyspace's copy-on-write hook, one entry at a time. So the longest pause compaction adds is about
 //! `SNAPSHOT_STEP_BUDGET`, plus the few small collections a command changes before the walk reached them;
 //! a command that changes a large collection the serializer still holds waits instead, alone (see
-//! `store::keyspace` and `Server::waits_for_snapshot`).
+//! `store::keyspace` and `dispatch::admission`).
 //!
 //! # When it starts
 //! A start is only ever *scheduled* by a command (BGREWRITEAOF, the automatic trigger) and happens in

@@ -91,7 +91,7 @@ impl SnapshotWriter {
 
     /// Hands over collections taken by handle. The collection serializer thread serializes them (wanted
     /// ones first) and drops each handle as soon as its bytes exist: a command that changes one of them
-    /// waits for exactly that (`Server::waits_for_snapshot`), so the wait must include neither the queue of
+    /// waits for exactly that (`dispatch::admission`), so the wait must include neither the queue of
     /// serialized chunks nor the writer's disk writes. The writer then writes the bytes, ahead of queued
     /// chunks.
     pub fn hand_over(&self, collections: HandedOver) {

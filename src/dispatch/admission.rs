@@ -162,7 +162,7 @@ pub fn admit(
 /// client that grows with the value. Waiting costs only the clients changing that one value, for as long
 /// as the collection serializer needs to serialize it (it holds only values of
 /// `SNAPSHOT_SHARE_ELEMENTS_MIN` elements or more, and only until it reaches them; see
-/// `aof::collection_serializer`); reads never wait, and every other command runs as usual.
+/// `compaction::collection_serializer`); reads never wait, and every other command runs as usual.
 fn waits_for_snapshot(
     store: &mut Store,
     caller: &Caller,

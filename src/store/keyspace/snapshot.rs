@@ -23,7 +23,7 @@
 //! budget, and does not serialize large collections (sets, coupons, stock, likes, waiting rooms of
 //! `SNAPSHOT_SHARE_ELEMENTS_MIN` elements or more) at all: it takes a second handle to the value
 //! ([`Value::share`], constant time) and hands it over; the collection serializer thread
-//! (`aof::collection_serializer`) serializes it off the loop and drops the handle. Smaller collections it
+//! (`compaction::collection_serializer`) serializes it off the loop and drops the handle. Smaller collections it
 //! serializes itself, in microseconds, so that they are never shared and never copied. So no step's cost
 //! depends on the largest value's size. A command about to change a large collection asks
 //! [`Keyspace::snapshot_holds`] first: a pending one is handed over then and there (as *wanted*, which the
@@ -57,7 +57,7 @@ pub(super) struct SnapshotProgress {
 }
 
 /// Collections handed over by handle since the last [`Keyspace::snapshot_take_shared`], for the collection
-/// serializer thread (`aof::collection_serializer`), which serializes the wanted ones first.
+/// serializer thread (`compaction::collection_serializer`), which serializes the wanted ones first.
 #[derive(Debug, Default)]
 pub struct HandedOver {
     /// Handed over for a command that waits until they are serialized.
