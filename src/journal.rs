@@ -8,6 +8,7 @@
 use crate::aof::record;
 use crate::aof::syncer::{Batch, Rotation, SyncReport, SyncerHandle, SyncerStatisticsSnapshot};
 use crate::aof::FsyncPolicy;
+use crate::limits::{RELAXED_SUBMIT_INTERVAL_MS, RELAXED_SUBMIT_SIZE};
 
 pub struct Journal {
     pub policy: FsyncPolicy,
@@ -28,12 +29,6 @@ pub struct Journal {
     /// rotation); a compaction with nothing appended since needs no rotation.
     pub log_first_sequence: u64,
 }
-
-/// Under `everysec` and `no`, replies do not wait for the log, so batches may gather for up to this long
-/// (or this many bytes) before going to the syncer: fewer thread wake-ups on a busy loop, and well inside
-/// those policies' loss window.
-pub const RELAXED_SUBMIT_INTERVAL_MS: u64 = 10;
-pub const RELAXED_SUBMIT_SIZE: usize = 64 * 1024;
 
 /// What `collect` learned from the syncer.
 pub enum Progress {

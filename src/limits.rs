@@ -136,7 +136,44 @@ pub const FILE_DELETE_STEP_PAUSE: std::time::Duration = std::time::Duration::fro
 /// the keys of its own range of shards after one pass over the file has found where they are.
 pub const SNAPSHOT_LOAD_THREADS_MAX: usize = 8;
 
+/// Under `everysec` and `no`, replies do not wait for the log, so batches may gather for up to this long
+/// (or this many bytes) before going to the syncer: fewer thread wake-ups on a busy loop, and well inside
+/// those policies' loss window.
+pub const RELAXED_SUBMIT_INTERVAL_MS: u64 = 10;
+pub const RELAXED_SUBMIT_SIZE: usize = 64 * 1024;
+
+/// The most serialization one loop iteration does. Every reply the iteration sends waits for it, so it is
+/// short; under load the loop iterates often enough that the walk still keeps up with the writer, so a
+/// shorter step does not make a compaction take longer.
+pub const SNAPSHOT_STEP_BUDGET: std::time::Duration = std::time::Duration::from_micros(250);
+
+/// The loop hands over entries in chunks of about this size.
+pub const SNAPSHOT_CHUNK_SIZE: usize = 1 << 20;
+/// A chunk holds whole entries, so one value bigger than a chunk makes a bigger chunk; the largest value
+/// is bounded by memory, not by this format. A length beyond this is damage.
+pub const SNAPSHOT_CHUNK_SIZE_MAX: u64 = 1 << 40;
+/// Chunks queued for the writer thread before the loop pauses serializing: 16 MiB in flight.
+pub const SNAPSHOT_CHUNKS_QUEUED_MAX: usize = 16;
+
+/// Under `always`, the next sync starts no sooner than this fraction of the last sync's duration after
+/// it ended (if a batch is already waiting, that is: an idle log syncs at once), and never more than
+/// `GROUP_COMMIT_GATHER_MAX` after. A sync of 3 ms waits at most 1.5 ms for company, and less as soon
+/// as as many records are in as that sync carried.
+pub const GROUP_COMMIT_GATHER_FRACTION: u32 = 2;
+pub const GROUP_COMMIT_GATHER_MAX: std::time::Duration = std::time::Duration::from_millis(2);
+
+/// A manifest is four short lines; anything longer is not one.
+pub const MANIFEST_SIZE_MAX: usize = 256;
+
+/// How many argument slots to reserve up front for a multibulk, whatever count it declares.
+pub const ARGUMENT_RESERVE_MAX: usize = 64;
+
 const _: () = assert!(INLINE_LENGTH_MAX < BULK_LENGTH_MAX);
+const _: () = assert!(SNAPSHOT_CHUNK_SIZE as u64 <= SNAPSHOT_CHUNK_SIZE_MAX);
+const _: () = assert!(SNAPSHOT_CHUNKS_QUEUED_MAX >= 1);
+const _: () = assert!(GROUP_COMMIT_GATHER_FRACTION >= 1);
+const _: () = assert!(ARGUMENT_RESERVE_MAX <= MULTIBULK_COUNT_MAX);
+const _: () = assert!(RELAXED_SUBMIT_SIZE <= SYNCER_APPEND_SIZE_MAX);
 const _: () = assert!(KEYSPACE_SHARD_COUNT.is_power_of_two() && KEYSPACE_SHARD_COUNT > 1);
 const _: () = assert!(
     SCAN_CURSOR_SHARD_SHIFT + KEYSPACE_SHARD_COUNT.trailing_zeros() <= 64,

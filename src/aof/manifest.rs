@@ -21,10 +21,9 @@
 //! a crash `MANIFEST` is the old one or the new one, whole; a leftover `MANIFEST.tmp` is deleted at start.
 //! No manifest at all means no snapshot: replay every log from sequence 1.
 use super::directory::snapshot_file_name;
+use crate::limits::MANIFEST_SIZE_MAX;
 
 const MANIFEST_VERSION_LINE: &str = "dibs-manifest 1";
-/// A manifest is four short lines; anything longer is not one.
-const MANIFEST_SIZE_MAX: usize = 256;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Manifest {

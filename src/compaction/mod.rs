@@ -37,9 +37,10 @@ use mio::Waker;
 use crate::aof::directory::{log_file_name, open_log_file};
 use crate::aof::record::FILE_HEADER_SIZE;
 use crate::aof::snapshot::writer::{SnapshotChunk, WriterReport};
-use crate::aof::snapshot::SNAPSHOT_CHUNK_SIZE;
 use crate::aof::storage::Storage;
 use crate::journal::Journal;
+use crate::limits::SNAPSHOT_CHUNK_SIZE;
+use crate::limits::SNAPSHOT_STEP_BUDGET;
 use crate::store::Store;
 use collection_serializer::KeptBuffer;
 use snapshot_writer::SnapshotWriter;
@@ -47,11 +48,6 @@ use snapshot_writer::SnapshotWriter;
 pub mod collection_serializer;
 pub mod snapshot_entries;
 pub mod snapshot_writer;
-
-/// The most serialization one loop iteration does. Every reply the iteration sends waits for it, so it is
-/// short; under load the loop iterates often enough that the walk still keeps up with the writer, so a
-/// shorter step does not make a compaction take longer.
-pub const SNAPSHOT_STEP_BUDGET: Duration = Duration::from_micros(250);
 
 /// Redis's `auto-aof-rewrite-percentage` and `auto-aof-rewrite-min-size`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -10,7 +10,7 @@ use super::collection_serializer::{self, CollectionQueue, KeptBuffer};
 use crate::aof::snapshot::writer::{
     self, SnapshotChunk, WriterInputs, WriterMessage, WriterReport,
 };
-use crate::aof::snapshot::SNAPSHOT_CHUNKS_QUEUED_MAX;
+use crate::limits::SNAPSHOT_CHUNKS_QUEUED_MAX;
 use crate::store::keyspace::HandedOver;
 
 /// The loop's end of a snapshot writer thread and of its collection serializer thread. Dropping it without

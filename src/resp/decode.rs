@@ -16,6 +16,7 @@
 use std::ops::Range;
 
 use crate::limits;
+use crate::limits::ARGUMENT_RESERVE_MAX;
 
 /// A malformed request. The text follows `Protocol error: ` in the reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,9 +57,6 @@ pub enum Request {
     /// `*0` or a negative count: Redis ignores these without a reply.
     Empty { consumed: usize },
 }
-
-/// How many argument slots to reserve up front for a multibulk, whatever count it declares.
-pub(super) const ARGUMENT_RESERVE_MAX: usize = 64;
 
 #[derive(Debug, Default)]
 pub struct RequestDecoder {

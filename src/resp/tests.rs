@@ -1,6 +1,6 @@
-use super::decode::ARGUMENT_RESERVE_MAX;
 use super::*;
 use crate::limits;
+use crate::limits::ARGUMENT_RESERVE_MAX;
 
 /// Decodes every request in `input`, returning argument lists or the first error.
 fn decode_all(input: &[u8]) -> Result<Vec<Vec<Vec<u8>>>, ProtocolError> {

@@ -312,7 +312,7 @@ impl Server {
             timeout_ms = 1;
         }
         if self.journal.has_unsubmitted() {
-            timeout_ms = crate::journal::RELAXED_SUBMIT_INTERVAL_MS;
+            timeout_ms = crate::limits::RELAXED_SUBMIT_INTERVAL_MS;
         }
         if let Some(retry_at) = self.accept_retry_at {
             let wait = retry_at.saturating_duration_since(Instant::now());

@@ -29,6 +29,7 @@
 //! This layer frames, checksums and counts; an entries chunk's payload is opaque to it. What an entry is
 //! (a key, an expiry and a value in the store's encoding) is the store's: `compaction::snapshot_entries`
 //! splits the payloads into entries for the loaders and tools.
+use crate::limits::SNAPSHOT_CHUNK_SIZE_MAX;
 use std::fmt;
 
 mod file;
@@ -40,13 +41,6 @@ pub const CHUNK_HEADER_SIZE: usize = 13;
 pub const CHUNK_KIND_ENTRIES: u8 = 1;
 pub const CHUNK_KIND_TRAILER: u8 = 2;
 const TRAILER_PAYLOAD_SIZE: usize = 16;
-/// The loop hands over entries in chunks of about this size.
-pub const SNAPSHOT_CHUNK_SIZE: usize = 1 << 20;
-/// A chunk holds whole entries, so one value bigger than a chunk makes a bigger chunk; the largest value
-/// is bounded by memory, not by this format. A length beyond this is damage.
-pub const SNAPSHOT_CHUNK_SIZE_MAX: u64 = 1 << 40;
-/// Chunks queued for the writer thread before the loop pauses serializing: 16 MiB in flight.
-pub const SNAPSHOT_CHUNKS_QUEUED_MAX: usize = 16;
 
 pub fn header(sequence: u64, now_ms: u64) -> [u8; SNAPSHOT_HEADER_SIZE] {
     let mut bytes = [0; SNAPSHOT_HEADER_SIZE];

@@ -42,17 +42,11 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 
 use super::storage::Storage;
 use super::FsyncPolicy;
+use crate::limits::{GROUP_COMMIT_GATHER_FRACTION, GROUP_COMMIT_GATHER_MAX};
 use crate::limits::{
     SYNCER_APPEND_SIZE_MAX, SYNCER_BUFFERS_POOLED_MAX, SYNCER_BUFFER_POOLED_CAPACITY_MAX,
     SYNCER_EVERY_SECOND_INTERVAL_MS,
 };
-
-/// Under `always`, the next sync starts no sooner than this fraction of the last sync's duration after
-/// it ended (if a batch is already waiting, that is: an idle log syncs at once), and never more than
-/// `GROUP_COMMIT_GATHER_MAX` after. A sync of 3 ms waits at most 1.5 ms for company, and less as soon
-/// as as many records are in as that sync carried.
-const GROUP_COMMIT_GATHER_FRACTION: u32 = 2;
-const GROUP_COMMIT_GATHER_MAX: Duration = Duration::from_millis(2);
 
 /// Switches the log to a new file (compaction): every record submitted before it is written and fsync'd to
 /// the current file, then `open` creates the next file (its header and directory entry durable) and
