@@ -1,17 +1,11 @@
 //! protocol.md is the contract, so it must name everything a client can meet: every limit constant in
 //! `src/limits.rs` and every command the server answers to. The command names come from the real binary
-//! (`COMMAND LIST` over a raw socket), which is what clients see, not from the table's source, so the test
+//! (`COMMAND LIST`), which is what clients see, not from the table's source, so the test
 //! holds wherever the table lives. Each check lists every missing name in its failure message.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpStream;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+mod common;
 
-/// How long the server may take to start and to answer.
-const DEADLINE: Duration = Duration::from_secs(30);
+use std::path::Path;
 
 fn repository_file(relative: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(relative);
@@ -95,118 +89,13 @@ fn protocol_md_has_one_limits_section() {
     );
 }
 
-/// The dibs binary on an ephemeral port in a fresh data directory; killed and its directory removed when
-/// dropped.
-struct Server {
-    child: Child,
-    port: u16,
-    directory: PathBuf,
-}
-
-impl Server {
-    fn start() -> Server {
-        let directory = std::env::temp_dir().join(format!(
-            "dibs-test-protocol-document-{}",
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&directory);
-        std::fs::create_dir_all(&directory).expect("create data directory");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_dibs"))
-            .arg("--port")
-            .arg("0")
-            .arg("--dir")
-            .arg(&directory)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start dibs");
-        let stderr = child.stderr.take().expect("stderr piped");
-        let (sender, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines() {
-                let Ok(line) = line else { break };
-                if sender.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut server = Server {
-            child,
-            port: 0,
-            directory,
-        };
-        let needle = "Ready to accept connections on ";
-        let mut log = Vec::new();
-        loop {
-            match lines.recv_timeout(DEADLINE) {
-                Ok(line) => {
-                    if let Some(position) = line.find(needle) {
-                        let address = &line[position + needle.len()..];
-                        let port = address.trim().rsplit(':').next().expect("port");
-                        server.port = port.parse().expect("a port number");
-                        return server;
-                    }
-                    log.push(line);
-                }
-                Err(_) => panic!("dibs did not start; log:\n{}", log.join("\n")),
-            }
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-        let _ = std::fs::remove_dir_all(&self.directory);
-    }
-}
-
-/// Reads one line ending in CRLF, without it.
-fn read_line(reader: &mut impl BufRead) -> String {
-    let mut line = String::new();
-    reader.read_line(&mut line).expect("read a reply line");
-    assert!(
-        line.ends_with("\r\n"),
-        "a reply line ends in CRLF: {line:?}"
-    );
-    line.truncate(line.len() - 2);
-    line
-}
-
-/// Reads a RESP2 array of bulk strings, as `COMMAND LIST` answers.
-fn read_bulk_string_array(reader: &mut impl BufRead) -> Vec<String> {
-    let header = read_line(reader);
-    let count: usize = header
-        .strip_prefix('*')
-        .and_then(|count| count.parse().ok())
-        .unwrap_or_else(|| panic!("expected an array, got {header:?}"));
-    (0..count)
-        .map(|_| {
-            let header = read_line(reader);
-            let length: usize = header
-                .strip_prefix('$')
-                .and_then(|length| length.parse().ok())
-                .unwrap_or_else(|| panic!("expected a bulk string, got {header:?}"));
-            let mut bytes = vec![0; length + 2];
-            reader.read_exact(&mut bytes).expect("read a bulk string");
-            assert_eq!(&bytes[length..], b"\r\n", "a bulk string ends in CRLF");
-            bytes.truncate(length);
-            String::from_utf8(bytes).expect("a command name is UTF-8")
-        })
-        .collect()
-}
-
 #[test]
 fn every_client_command_is_in_protocol_md() {
-    let server = Server::start();
-    let stream = TcpStream::connect(("127.0.0.1", server.port)).expect("connect");
-    stream.set_read_timeout(Some(DEADLINE)).expect("timeout");
-    let mut writer = stream.try_clone().expect("clone the stream");
-    writer
-        .write_all(b"*2\r\n$7\r\nCOMMAND\r\n$4\r\nLIST\r\n")
-        .expect("send COMMAND LIST");
-    let names = read_bulk_string_array(&mut BufReader::new(stream));
+    let (_dir, server) = common::start("protocol-document");
+    let names: Vec<String> = redis::cmd("COMMAND")
+        .arg("LIST")
+        .query(&mut server.connection())
+        .expect("COMMAND LIST");
     assert!(
         names.len() > 50,
         "COMMAND LIST answered only {} names: {names:?}",

@@ -55,7 +55,7 @@ impl Manifest {
         let version = lines[0].trim_end_matches('\n');
         if version != MANIFEST_VERSION_LINE {
             return Err(format!(
-                "unknown manifest version line {version:?} (this build reads {MANIFEST_VERSION_LINE:?})"
+                "unknown manifest version line {version:?} (this version of dibs reads {MANIFEST_VERSION_LINE:?})"
             ));
         }
         let body_length = lines[..3].iter().map(|line| line.len()).sum::<usize>();
