@@ -58,6 +58,14 @@ pub const ACCEPT_RETRY_INTERVAL_MS: u64 = 100;
 /// Keys the active expiry cycle deletes in one loop iteration; the rest wait for the next iteration.
 pub const EXPIRED_KEYS_PER_ITERATION_MAX: usize = 64;
 
+/// Buckets a collection's hash table (`store::table`) moves from its old bucket array to its new one per
+/// insert or remove while it resizes. A table grows from `B` to `2B` buckets when it holds more than `B`
+/// entries, and the move takes `B / TABLE_REHASH_BUCKETS_PER_OPERATION` operations; at most one such
+/// operation adds an entry each, so the new array is at most `(B + B / n) / 2B <= 1` full when the move
+/// ends, as long as n >= 1: a resize always finishes before the next is due, and no operation ever waits
+/// for a whole table. The loop also moves buckets between requests (`Table::rehash_step`).
+pub const TABLE_REHASH_BUCKETS_PER_OPERATION: usize = 4;
+
 /// Commands one MULTI may queue.
 pub const TRANSACTION_COMMANDS_MAX: usize = 100_000;
 
@@ -180,6 +188,9 @@ const _: () = assert!(
     "a SCAN cursor holds the shard and the position in one u64"
 );
 const _: () = assert!(SNAPSHOT_BUDGET_CHECK_ENTRIES > 0);
+// At least one bucket per operation keeps a growing table's new array at most full when its move ends
+// (the proof is on the constant); more than a few would make one insert's worst case long again.
+const _: () = assert!(TABLE_REHASH_BUCKETS_PER_OPERATION >= 1 && TABLE_REHASH_BUCKETS_PER_OPERATION <= 64);
 const _: () = assert!(
     SMALL_BYTES_INLINE_LENGTH_MAX <= u8::MAX as usize,
     "the inline length is one byte"

@@ -35,6 +35,7 @@ pub mod sets;
 pub mod shared;
 pub mod stock;
 pub mod strings;
+pub mod table;
 pub mod throttle;
 
 pub use keyspace::{Entry, Key, Keyspace};
