@@ -190,7 +190,8 @@ const _: () = assert!(
 const _: () = assert!(SNAPSHOT_BUDGET_CHECK_ENTRIES > 0);
 // At least one bucket per operation keeps a growing table's new array at most full when its move ends
 // (the proof is on the constant); more than a few would make one insert's worst case long again.
-const _: () = assert!(TABLE_REHASH_BUCKETS_PER_OPERATION >= 1 && TABLE_REHASH_BUCKETS_PER_OPERATION <= 64);
+const _: () =
+    assert!(TABLE_REHASH_BUCKETS_PER_OPERATION >= 1 && TABLE_REHASH_BUCKETS_PER_OPERATION <= 64);
 const _: () = assert!(
     SMALL_BYTES_INLINE_LENGTH_MAX <= u8::MAX as usize,
     "the inline length is one byte"

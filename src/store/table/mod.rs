@@ -374,9 +374,15 @@ impl<K: Hash + Eq, V, S: BuildHasher> Table<K, V, S> {
     pub fn insert(&mut self, key: K, value: V) -> Option<V> {
         self.rehash_for_operation();
         if let Some(index) = self.find(&key) {
-            return Some(std::mem::replace(&mut self.slots.get_mut(index).value, value));
+            return Some(std::mem::replace(
+                &mut self.slots.get_mut(index).value,
+                value,
+            ));
         }
-        assert!(self.len() < u32::MAX as usize - 1, "a table holds at most 2^32 - 2 entries");
+        assert!(
+            self.len() < u32::MAX as usize - 1,
+            "a table holds at most 2^32 - 2 entries"
+        );
         if self.buckets.is_empty() {
             self.buckets = vec![0; BUCKETS_MIN];
         }
@@ -468,11 +474,61 @@ impl<K: Hash + Eq, V, S: BuildHasher> Table<K, V, S> {
     }
 }
 
+#[cfg(test)]
+impl<K, V, S> Table<K, V, S> {
+    /// Checks the layout the module doc promises: every entry linked exactly once, from the chain its hash
+    /// names (old array at or past the move's position, new array before it), moved buckets empty.
+    pub(crate) fn assert_consistent(&self) {
+        let mut linked = vec![false; self.len()];
+        let mut check_array = |array: &[u32], is_next: bool| {
+            let mask = array.len().wrapping_sub(1);
+            for (bucket, &head) in array.iter().enumerate() {
+                if !is_next && self.is_rehashing() && bucket < self.move_position {
+                    assert_eq!(head, 0, "moved bucket {bucket} is not empty");
+                }
+                let mut link = head;
+                while link != 0 {
+                    let index = link as usize - 1;
+                    assert!(!linked[index], "entry {index} linked twice");
+                    linked[index] = true;
+                    let slot = self.slots.get(index);
+                    assert_eq!(
+                        slot.hash as usize & mask,
+                        bucket,
+                        "entry {index} in the wrong bucket"
+                    );
+                    let current = slot.hash as usize & (self.buckets.len() - 1);
+                    let in_next = self.is_rehashing() && current < self.move_position;
+                    assert_eq!(in_next, is_next, "entry {index} in the wrong array");
+                    link = slot.next;
+                }
+            }
+        };
+        check_array(&self.buckets, false);
+        check_array(&self.buckets_next, true);
+        assert!(
+            linked.iter().all(|&is_linked| is_linked),
+            "an entry is not linked"
+        );
+        if self.is_rehashing() {
+            assert!(self.buckets_next.len().is_power_of_two());
+        }
+        assert!(self.buckets.is_empty() || self.buckets.len().is_power_of_two());
+    }
+
+    pub(crate) fn bucket_count(&self) -> usize {
+        self.buckets.len()
+    }
+}
+
 /// Redis's reverse-binary cursor increment: set the bits above `mask`, add one to the bit-reversed value,
 /// reverse back. Increments the high bits of the bucket index first, so a cursor position in a smaller
 /// array covers exactly the positions it splits into in a larger one.
 fn increment_reversed(cursor: u64, mask: u64) -> u64 {
-    (cursor | !mask).reverse_bits().wrapping_add(1).reverse_bits()
+    (cursor | !mask)
+        .reverse_bits()
+        .wrapping_add(1)
+        .reverse_bits()
 }
 
 impl<K: Hash + Eq, V, S: BuildHasher> Extend<(K, V)> for Table<K, V, S> {

@@ -108,11 +108,15 @@ impl<K, V> Slots<K, V> {
     /// spare, the spare is freed once the last segment is less than half full, and the first segment
     /// halves its capacity when it is under a quarter full (copying at most half a segment).
     fn release_memory(&mut self) {
-        if self.segments.last().is_some_and(|segment| segment.is_empty()) {
+        if self
+            .segments
+            .last()
+            .is_some_and(|segment| segment.is_empty())
+        {
             let emptied = self.segments.pop().expect("checked above");
             if self.segments.is_empty() {
                 // The table is empty: keep nothing at all.
-                self.spare = None;
+                *self = Slots::default();
                 return;
             }
             self.spare = Some(emptied);
@@ -139,8 +143,15 @@ impl<K, V> Slots<K, V> {
     /// Bytes held by the segments (capacity, not length) and the segment list.
     pub(super) fn memory_bytes(&self) -> usize {
         let slot = std::mem::size_of::<Slot<K, V>>();
-        let segments: usize = self.segments.iter().map(|segment| segment.capacity() * slot).sum();
-        let spare = self.spare.as_ref().map_or(0, |segment| segment.capacity() * slot);
+        let segments: usize = self
+            .segments
+            .iter()
+            .map(|segment| segment.capacity() * slot)
+            .sum();
+        let spare = self
+            .spare
+            .as_ref()
+            .map_or(0, |segment| segment.capacity() * slot);
         segments + spare + self.segments.capacity() * std::mem::size_of::<Vec<Slot<K, V>>>()
     }
 }
