@@ -372,12 +372,14 @@ impl<K: Hash + Eq, V, S: BuildHasher> Table<K, V, S> {
     /// Inserts or replaces; returns the old value. Moves up to [`TABLE_REHASH_BUCKETS_PER_OPERATION`]
     /// buckets of a resize in progress, and starts a resize when the table passes load factor 1.
     pub fn insert(&mut self, key: K, value: V) -> Option<V> {
+        self.insert_inner(key, value).1
+    }
+
+    fn insert_inner(&mut self, key: K, value: V) -> (usize, Option<V>) {
         self.rehash_for_operation();
         if let Some(index) = self.find(&key) {
-            return Some(std::mem::replace(
-                &mut self.slots.get_mut(index).value,
-                value,
-            ));
+            let old = std::mem::replace(&mut self.slots.get_mut(index).value, value);
+            return (index, Some(old));
         }
         assert!(
             self.len() < u32::MAX as usize - 1,
@@ -397,7 +399,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> Table<K, V, S> {
         });
         *self.head_mut(place) = index as u32 + 1;
         self.resize_if_needed();
-        None
+        (index, None)
     }
 
     /// Removes the entry with `key` and returns its value. Moves up to
@@ -418,31 +420,47 @@ impl<K: Hash + Eq, V, S: BuildHasher> Table<K, V, S> {
         Q: Hash + Eq + ?Sized,
     {
         self.rehash_for_operation();
-        if self.buckets.is_empty() {
-            return None;
-        }
-        let hash = self.hash(key);
-        let place = self.place(hash);
-        // Unlink the entry from its chain: the link to it is either the bucket's head or the previous
-        // entry's `next`.
-        let mut link = self.head(place);
-        let mut previous: Option<usize> = None;
-        let index = loop {
-            if link == 0 {
-                return None;
-            }
-            let slot = self.slots.get(link as usize - 1);
-            if slot.hash == hash && slot.key.borrow() == key {
-                let following = slot.next;
-                match previous {
-                    None => *self.head_mut(place) = following,
-                    Some(previous) => self.slots.get_mut(previous).next = following,
-                }
-                break link as usize - 1;
-            }
-            previous = Some(link as usize - 1);
-            link = slot.next;
-        };
+        let index = self.find(key)?;
+        Some(self.remove_at(index))
+    }
+
+    /// Removes the entry at `index` (`0..len`) like [`Table::remove`]; `None` past the end.
+    pub fn swap_remove_index(&mut self, index: usize) -> Option<(K, V)> {
+        self.rehash_for_operation();
+        (index < self.len()).then(|| self.remove_at(index))
+    }
+
+    /// The position of `key`'s entry in the dense array, as for [`Table::get_index`]. Positions are
+    /// stable except that a removal moves the last entry into the removed one's position (like
+    /// `IndexMap::swap_remove`), so an index kept outside the table (a coupon's number to holder) is
+    /// updated after each removal: the entry now at the removed index came from index `len`.
+    pub fn get_index_of<Q>(&self, key: &Q) -> Option<usize>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.find(key)
+    }
+
+    /// The entry at a position of the dense array (`0..len`).
+    pub fn get_index(&self, index: usize) -> Option<(&K, &V)> {
+        (index < self.len()).then(|| {
+            let slot = self.slots.get(index);
+            (&slot.key, &slot.value)
+        })
+    }
+
+    /// [`Table::insert`], also returning the entry's position (see [`Table::get_index_of`]).
+    pub fn insert_full(&mut self, key: K, value: V) -> (usize, Option<V>) {
+        self.insert_inner(key, value)
+    }
+
+    /// Unlinks and swap-removes the entry at `index`, relinks the entry moved into its place and starts a
+    /// shrink if one is due: two chains walked.
+    fn remove_at(&mut self, index: usize) -> (K, V) {
+        let slot = self.slots.get(index);
+        let (hash, following) = (slot.hash, slot.next);
+        self.relink(hash, index as u32 + 1, following);
         let last = self.len() - 1;
         let removed = self.slots.swap_remove(index);
         if index != last {
@@ -451,7 +469,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> Table<K, V, S> {
             self.relink(moved_hash, last as u32 + 1, index as u32 + 1);
         }
         self.resize_if_needed();
-        Some((removed.key, removed.value))
+        (removed.key, removed.value)
     }
 
     /// In the chain of `hash`, replaces the link `from` with `to`.
