@@ -5,7 +5,7 @@
 //! time, and stores its entries more compactly than either.
 //!
 //! # Layout
-//! - Entries live in a dense, segmented array ([`slots`]): key, value, a cached 32-bit hash and the index
+//! - Entries live in a dense, segmented array (`slots.rs`): key, value, a cached 32-bit hash and the index
 //!   of the next entry in the same bucket. Segments are fixed-size, so the array never copies itself to
 //!   grow; removal swap-removes, so the array stays dense.
 //! - Buckets are an array of `u32` chain heads (entry index + 1; 0 is an empty bucket), a power of two
@@ -19,16 +19,18 @@
 //! - While two bucket arrays coexist, an entry whose old bucket index is at or past the move's position is
 //!   in the old array, every other entry in the new one. So a lookup reads exactly one chain, and an insert
 //!   during a move goes where a lookup will look.
-//! - Work: an insert or remove moves at most [`TABLE_REHASH_BUCKETS_PER_OPERATION`] buckets and walks one
-//!   chain (a remove walks a second: the chain of the entry moved into the hole). Lookups take `&self` and
-//!   move nothing, so a read-only workload relies on the loop's `rehash_step`. A scan call visits at most
+//! - Work: an insert, remove or `get_mut` moves at most [`TABLE_REHASH_BUCKETS_PER_OPERATION`] buckets and
+//!   walks one chain (a remove walks a second: the chain of the entry moved into the hole). Lookups take
+//!   `&self` and move nothing, so a read-only workload relies on the loop's `rehash_step`. A scan call visits at most
 //!   `10 * count` cursor positions, each one bucket plus at most 8 of the larger array. Only [`Table::iter`]
 //!   walks everything.
 //! - Growth at load factor 1 (more entries than buckets), to twice the buckets. Shrink when under 1/8 full,
 //!   to 1/8 of the buckets (Redis's rule), repeated while it still applies; emptied segments are freed as
 //!   the entries go. A resize never starts while one is in progress; the proof that one always ends before
 //!   the next is due is on [`TABLE_REHASH_BUCKETS_PER_OPERATION`]. Because one resize changes the size by
-//!   at most 8x, a scan step during a move covers at most 8 buckets of the larger array.
+//!   at most 8x, a scan step during a move covers at most 8 buckets of the larger array. Inserts during a
+//!   shrink can fill the smaller array past load factor 1 (at most 3 with 4 buckets an operation: 1/8 of
+//!   the old size plus one entry per 4 buckets moved); the growth that follows as the move ends fixes it.
 //! - [`Table::scan`] has Redis's reverse-binary cursor: an entry present from the first call to the last is
 //!   returned at least once, whatever resizes happen in between (some may be returned twice).
 //! - [`Table::random`] maps a caller's random number to a uniformly random entry in O(1): the entries are
