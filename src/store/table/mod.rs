@@ -1,8 +1,8 @@
 //! A hash table for collections that never grows or shrinks in one go.
 //!
-//! `IndexSet`/`IndexMap` double their table at once: at a million members that is a 20-50 ms pause for
-//! every client of the server (issue 15). [`Table`] resizes the way Redis's `dict` does, a few buckets at a
-//! time, and stores its entries more compactly than either.
+//! `IndexSet`/`IndexMap` double their table at once, so growing one large collection pauses every client
+//! of the server for a time that doubles with each growth. [`Table`] resizes the way Redis's `dict` does,
+//! a few buckets at a time, and stores its entries more compactly than either.
 //!
 //! # Layout
 //! - Entries live in a dense, segmented array (`slots.rs`): key, value, a cached 32-bit hash and the index
