@@ -16,10 +16,7 @@ pub fn encode(members: &SetValue, out: &mut Vec<u8>) {
 
 pub fn decode(reader: &mut Reader) -> Result<Shared<SetValue>, String> {
     let count = reader.count(4)?;
-    let mut members = Shared::new(SetValue::with_capacity_and_hasher(
-        count,
-        Default::default(),
-    ));
+    let mut members = Shared::new(SetValue::new());
     for _ in 0..count {
         if !members.insert(Bytes::copy_from_slice(reader.bytes()?)) {
             return Err("a set member appears twice".to_string());

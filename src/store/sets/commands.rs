@@ -54,7 +54,7 @@ pub fn sadd(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
     };
     let mut added = 0;
     for member in &call.arguments[2..] {
-        if !set.contains(*member) {
+        if !set.contains(member) {
             set.insert(Bytes::copy_from_slice(member));
             added += 1;
         }
@@ -73,7 +73,7 @@ pub fn srem(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
     };
     let mut removed = 0;
     for member in &call.arguments[2..] {
-        if set.swap_remove(*member) {
+        if set.swap_remove(member) {
             removed += 1;
         }
     }
@@ -98,7 +98,7 @@ pub fn smismember(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
     Ok(Reply::Array(
         call.arguments[2..]
             .iter()
-            .map(|member| Reply::Integer(set.is_some_and(|set| set.contains(*member)) as i64))
+            .map(|member| Reply::Integer(set.is_some_and(|set| set.contains(member)) as i64))
             .collect(),
     ))
 }
