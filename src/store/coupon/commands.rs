@@ -190,33 +190,17 @@ pub fn holders(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::command::Mutations;
-    use crate::dispatch::{self, Handler};
-
-    fn run(
-        store: &mut Store,
-        mutations: &mut Mutations,
-        arguments: &[&str],
-        now_ms: u64,
-    ) -> (Reply, bool) {
-        let arguments: Vec<&[u8]> = arguments
-            .iter()
-            .map(|argument| argument.as_bytes())
-            .collect();
-        let spec = dispatch::lookup_for_client(arguments[0]).expect("a client command");
-        let Handler::Store(handler) = spec.handler else {
-            panic!("a data command")
-        };
-        let reply = dispatch::execute(store, spec, handler, &arguments, now_ms, mutations);
-        (reply, mutations.take_payload().is_some())
-    }
+    use crate::store::live_store::Live;
 
     #[test]
     fn only_issues_that_change_state_are_logged() {
-        let mut store = Store::new(1);
-        let mut mutations = Mutations::new();
-        let mut run =
-            |arguments: &[&str], now_ms| run(&mut store, &mut mutations, arguments, now_ms);
+        let mut live = Live::new();
+        // The reply, and whether the call wrote a log record.
+        let mut run = |arguments: &[&str], now_ms| {
+            let records_before = live.records.len();
+            let reply = live.run(arguments, now_ms);
+            (reply, live.records.len() > records_before)
+        };
         assert!(
             run(
                 &["COUPON.CREATE", "ev", "1", "START", "100", "END", "200"],
