@@ -239,7 +239,9 @@ fn numbers_run_out_only_through_revokes() {
     // Pretend the event already handed out every number but one.
     coupon.issued = COUPON_NUMBER_MAX - 1;
     coupon.revoked = COUPON_NUMBER_MAX - 1;
-    coupon.holder_index_by_number = vec![HOLDER_INDEX_REVOKED; (COUPON_NUMBER_MAX - 1) as usize];
+    coupon
+        .holder_index_by_number
+        .extend_filled(HOLDER_INDEX_REVOKED, (COUPON_NUMBER_MAX - 1) as usize);
     assert_eq!(issue(&mut coupon, b"u1", 0).number, Some(COUPON_NUMBER_MAX));
     coupon.revoke(b"u1").unwrap();
     let before = coupon.clone();
@@ -612,4 +614,257 @@ fn snapshot_encoding_round_trips_holders_revokes_and_request_ids() {
         assert_eq!(copy.issue(b"u2", None, 20).unwrap().outcome.number, Some(5));
     }
     assert_eq!(decoded, coupon);
+}
+
+/// A deterministic stream of pseudo-random numbers (a 64-bit LCG's high bits), so the growth tests below
+/// are the same on every run.
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        self.0 >> 33
+    }
+}
+
+/// User `n`: every seventh name is longer than `SmallBytes` holds inline, so both forms are stored.
+fn user_name(n: u64) -> Vec<u8> {
+    if n.is_multiple_of(7) {
+        format!("a-user-name-longer-than-thirty-bytes:{n}").into_bytes()
+    } else {
+        format!("user:{n:012}").into_bytes()
+    }
+}
+
+/// Every held number with its holder, walked through COUPON.HOLDERS pages as a client would.
+fn holders_by_paging(coupon: &Coupon, count: u64) -> Vec<(Vec<u8>, u64)> {
+    let mut cursor = 0;
+    let mut all = Vec::new();
+    loop {
+        let page = coupon.holders(cursor, count).unwrap();
+        all.extend(
+            page.holders
+                .iter()
+                .map(|(user, number)| (user.to_vec(), *number)),
+        );
+        if page.next_cursor == 0 {
+            return all;
+        }
+        cursor = page.next_cursor;
+    }
+}
+
+/// The reference's holders in number order, as `holders_by_paging` lists them.
+fn reference_holders(
+    reference: &std::collections::HashMap<Vec<u8>, Vec<u64>>,
+) -> Vec<(Vec<u8>, u64)> {
+    let mut all: Vec<(Vec<u8>, u64)> = reference
+        .iter()
+        .flat_map(|(user, numbers)| numbers.iter().map(|number| (user.clone(), *number)))
+        .collect();
+    all.sort_by_key(|(_, number)| *number);
+    all
+}
+
+#[test]
+fn growth_across_resizes_with_revokes_keeps_holders_and_numbers_consistent() {
+    let mut coupon = coupon(1_000_000, Some(3), None, None);
+    let mut reference: std::collections::HashMap<Vec<u8>, Vec<u64>> = Default::default();
+    let mut random = Lcg(15);
+    let mut next_number = 1;
+    let (mut resizes_seen, mut was_rehashing) = (0, false);
+    for step in 0..40_000u64 {
+        let choice = random.next() % 100;
+        // Users drawn from a range that widens as the test goes, so the holder table keeps growing
+        // while earlier holders come back for more numbers or give theirs back.
+        let user = user_name(random.next() % (1 + step / 2));
+        if choice < 80 {
+            let outcome = issue(&mut coupon, &user, 0);
+            let held = reference.entry(user.clone()).or_default();
+            if held.len() < 3 {
+                assert_eq!(
+                    outcome,
+                    outcome_of(IssueStatus::Issued, next_number, &coupon)
+                );
+                held.push(next_number);
+                next_number += 1;
+            } else {
+                assert_eq!(outcome.status, IssueStatus::Already);
+                assert_eq!(outcome.number, Some(held[0]));
+            }
+        } else if choice < 95 {
+            let returned = coupon.revoke(&user).unwrap().outcome;
+            let held = reference.remove(&user).unwrap_or_default();
+            assert_eq!(returned, held.len() as u64);
+        } else {
+            // The loop's share of a resize, between requests.
+            coupon.rehash_step((random.next() % 64) as usize);
+        }
+        assert_eq!(
+            coupon.get(&user).unwrap(),
+            reference.get(&user).cloned().unwrap_or_default()
+        );
+        if coupon.is_rehashing() != was_rehashing {
+            // Check everything as each resize starts and as it ends.
+            was_rehashing = coupon.is_rehashing();
+            resizes_seen += u32::from(was_rehashing);
+            coupon.check_invariants();
+        }
+    }
+    assert!(
+        coupon.holder_count() > 8_192,
+        "the holders grew past several resizes"
+    );
+    assert!(resizes_seen >= 10, "{resizes_seen} resizes seen");
+    coupon.check_invariants();
+    assert_eq!(
+        holders_by_paging(&coupon, 997),
+        reference_holders(&reference)
+    );
+    // The loop finishes any resize in progress; nothing changes for the commands.
+    let before = coupon.clone();
+    while coupon.rehash_step(16) {}
+    assert!(!coupon.is_rehashing());
+    coupon.check_invariants();
+    assert_eq!(coupon, before);
+}
+
+/// An `ISSUED` outcome of `number`, with the coupon's remaining count after it.
+fn outcome_of(status: IssueStatus, number: u64, coupon: &Coupon) -> IssueOutcome {
+    outcome(status, Some(number), coupon.remaining())
+}
+
+#[test]
+fn snapshot_round_trips_at_sizes_crossing_resizes() {
+    let mut coupon = coupon(100_000, Some(2), None, None);
+    let mut random = Lcg(7);
+    let mut holders = 0;
+    let mut mid_resize_snapshots = 0;
+    let sizes = [
+        0, 1, 3, 4, 5, 8, 9, 16, 17, 64, 65, 1_024, 1_025, 4_096, 4_097, 4_100, 9_000,
+    ];
+    for size in sizes {
+        while coupon.holder_count() < size {
+            holders += 1;
+            let user = user_name(holders);
+            issue(&mut coupon, &user, 0);
+            match random.next() % 10 {
+                0 => {
+                    issue(&mut coupon, &user, 0);
+                }
+                1 => {
+                    coupon.revoke(&user).unwrap();
+                }
+                _ => {}
+            }
+        }
+        mid_resize_snapshots += u32::from(coupon.is_rehashing());
+        let mut decoded = round_trip(&coupon);
+        decoded.check_invariants();
+        assert_eq!(decoded, coupon, "at {size} holders");
+        assert_eq!(
+            holders_by_paging(&decoded, 1_000),
+            holders_by_paging(&coupon, 1_000)
+        );
+        // The copy goes on as the original does: a new user, a holder's second number, a revoke.
+        let mut original = coupon.clone();
+        for copy in [&mut original, &mut decoded] {
+            issue(copy, b"someone new", 0);
+            issue(copy, &user_name(1), 0);
+            copy.revoke(&user_name(2)).unwrap();
+            copy.check_invariants();
+        }
+        assert_eq!(decoded, original, "after {size} holders");
+    }
+    assert!(
+        mid_resize_snapshots > 0,
+        "a snapshot was taken while a resize was in progress"
+    );
+}
+
+#[test]
+fn the_snapshot_encoding_is_the_documented_byte_format() {
+    use crate::store::encoding::{put_bytes, put_count, put_option_u64, put_u64};
+    let mut coupon = coupon(10, Some(2), None, Some(5_000));
+    issue(&mut coupon, b"u1", 0);
+    issue(&mut coupon, b"u2", 0);
+    issue(&mut coupon, b"u1", 0);
+    issue(&mut coupon, b"u3", 0);
+    coupon.revoke(b"u2").unwrap();
+    let mut expected = Vec::new();
+    for value in [10, 2] {
+        put_u64(&mut expected, value);
+    }
+    put_option_u64(&mut expected, None);
+    put_option_u64(&mut expected, Some(5_000));
+    put_u64(&mut expected, 4); // issued
+    put_u64(&mut expected, 1); // revoked
+    put_count(&mut expected, 3);
+    // Per holder in order of first issue: name, first number (0: holds none), further numbers.
+    for (user, first, more) in [
+        (&b"u1"[..], 1, &[3u64][..]),
+        (b"u2", 0, &[]),
+        (b"u3", 4, &[]),
+    ] {
+        put_bytes(&mut expected, user);
+        put_u64(&mut expected, first);
+        put_count(&mut expected, more.len());
+        for number in more {
+            put_u64(&mut expected, *number);
+        }
+    }
+    IdempotencyCache::<IssueOutcome>::new(POLICY).encode(&mut expected);
+    let mut encoded = Vec::new();
+    coupon.encode(&mut encoded);
+    assert_eq!(encoded, expected);
+    assert_eq!(round_trip(&coupon), coupon);
+}
+
+#[test]
+fn a_snapshot_that_breaks_an_invariant_is_refused() {
+    use crate::store::encoding::{put_bytes, put_count, put_option_u64, put_u64};
+    // total 10, PERUSER 2, 3 issued, none revoked, then the holders given.
+    let encode = |holders: &[(&[u8], u64, &[u64])]| {
+        let mut out = Vec::new();
+        for value in [10, 2] {
+            put_u64(&mut out, value);
+        }
+        put_option_u64(&mut out, None);
+        put_option_u64(&mut out, None);
+        put_u64(&mut out, 3);
+        put_u64(&mut out, 0);
+        put_count(&mut out, holders.len());
+        for (user, first, more) in holders {
+            put_bytes(&mut out, user);
+            put_u64(&mut out, *first);
+            put_count(&mut out, more.len());
+            for number in *more {
+                put_u64(&mut out, *number);
+            }
+        }
+        IdempotencyCache::<IssueOutcome>::new(POLICY).encode(&mut out);
+        out
+    };
+    let decode = |bytes: Vec<u8>| Coupon::decode(&mut Reader::new(&bytes));
+    let good = decode(encode(&[(b"a", 1, &[3]), (b"b", 2, &[])])).unwrap();
+    good.check_invariants();
+    for (holders, why) in [
+        (
+            &[(&b"a"[..], 1, &[3][..]), (b"a", 2, &[])][..],
+            "appears twice",
+        ),
+        (&[(b"a", 1, &[3]), (b"b", 1, &[])], "held twice"),
+        (&[(b"a", 3, &[1]), (b"b", 2, &[])], "do not ascend"),
+        (&[(b"a", 1, &[2, 3])], "more than PERUSER"),
+        (&[(b"a", 1, &[4]), (b"b", 2, &[])], "never issued"),
+        (&[(b"a", 0, &[3]), (b"b", 2, &[])], "no first"),
+        (&[(b"a", 1, &[3])], "do not add up"),
+        (&[(b"", 1, &[3]), (b"b", 2, &[])], "name"),
+    ] {
+        let error = decode(encode(holders)).unwrap_err();
+        assert!(error.contains(why), "{why}: {error}");
+    }
 }
