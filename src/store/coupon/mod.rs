@@ -46,7 +46,7 @@
 //!   number. Names longer than 30 bytes add one heap allocation. Numbers past the first (`PERUSER > 1`)
 //!   live in a second table keyed by holder index, so the usual holder of one coupon pays nothing for them.
 //! - Per issued number: 4 bytes naming its holder. Numbers are issued 1, 2, 3, ..., so this index is a
-//!   dense array, not a map, and it grows a fixed-size segment at a time ([`segmented`]), never copying
+//!   dense array, not a map, and it grows a fixed-size segment at a time (`segmented.rs`), never copying
 //!   itself; so does the first-number array. Numbers fit 32 bits (`COUPON_NUMBER_MAX < u32::MAX`).
 
 pub mod codec;
