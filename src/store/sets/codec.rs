@@ -1,8 +1,6 @@
 //! A set's snapshot encoding (conventions in `store::encoding`): the member count, then each member as
 //! bytes, in the set's order, so a decoded set walks (SSCAN) in the same order.
 
-use bytes::Bytes;
-
 use super::SetValue;
 use crate::store::encoding::{put_bytes, put_count, Reader};
 use crate::store::Shared;
@@ -18,7 +16,7 @@ pub fn decode(reader: &mut Reader) -> Result<Shared<SetValue>, String> {
     let count = reader.count(4)?;
     let mut members = Shared::new(SetValue::new());
     for _ in 0..count {
-        if !members.insert(Bytes::copy_from_slice(reader.bytes()?)) {
+        if !members.insert(reader.bytes()?) {
             return Err("a set member appears twice".to_string());
         }
     }

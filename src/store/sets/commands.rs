@@ -3,8 +3,6 @@
 //! A set that loses its last member is deleted, as in Redis. SPOP draws from the store's generator and is
 //! logged as the SREM of the members it popped, so replay removes exactly those.
 
-use bytes::Bytes;
-
 use super::SetValue;
 use crate::command::error::{not_an_integer, syntax_error, wrong_type};
 use crate::command::parse::{parse_cursor, parse_scan_options};
@@ -54,8 +52,7 @@ pub fn sadd(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
     };
     let mut added = 0;
     for member in &call.arguments[2..] {
-        if !set.contains(member) {
-            set.insert(Bytes::copy_from_slice(member));
+        if set.insert(member) {
             added += 1;
         }
     }
@@ -113,7 +110,7 @@ pub fn smembers(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
     Ok(Reply::Set(
         set.into_iter()
             .flatten()
-            .map(|member| Reply::Bulk(member.clone()))
+            .map(|member| Reply::SmallBulk(member.clone()))
             .collect(),
     ))
 }
@@ -138,7 +135,7 @@ pub fn sscan(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
         .rev()
         .map(|position| set.get_index(position as usize).expect("in range"))
         .filter(|member| pattern.is_none_or(|pattern| crate::glob::matches(pattern, member)))
-        .cloned()
+        .map(|member| bytes::Bytes::from(member.clone()))
         .collect();
     Ok(scan_reply(stop, members))
 }
@@ -183,8 +180,8 @@ pub fn spop(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
         call.log(&logged);
     }
     Ok(match count {
-        None => popped.pop().map_or(Reply::Null, Reply::Bulk),
-        Some(_) => Reply::Set(popped.into_iter().map(Reply::Bulk).collect()),
+        None => popped.pop().map_or(Reply::Null, Reply::SmallBulk),
+        Some(_) => Reply::Set(popped.into_iter().map(Reply::SmallBulk).collect()),
     })
 }
 
@@ -234,7 +231,7 @@ pub fn srandmember(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
     };
     let members: Vec<Reply> = indexes
         .into_iter()
-        .map(|index| Reply::Bulk(set.get_index(index).expect("in range").clone()))
+        .map(|index| Reply::SmallBulk(set.get_index(index).expect("in range").clone()))
         .collect();
     Ok(match count {
         None => members.into_iter().next().unwrap_or(Reply::Null),

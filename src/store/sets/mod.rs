@@ -8,16 +8,17 @@
 pub mod codec;
 pub mod commands;
 
-use bytes::Bytes;
-
 use super::keyspace::Hasher;
 use super::table::Table;
+use crate::small_bytes::SmallBytes;
 
 /// The members of one set, in insertion order but for removals, which move the last member into the hole
 /// (so a position names a member in O(1): SSCAN, SPOP and SRANDMEMBER use positions).
 #[derive(Debug, Clone, Default)]
 pub struct SetValue {
-    members: Table<Bytes, (), Hasher>,
+    /// `SmallBytes`: a member up to `limits::SMALL_BYTES_INLINE_LENGTH_MAX` bytes (`user:12345`,
+    /// `element:000012345678`) lives inside its entry, with no heap allocation of its own.
+    members: Table<SmallBytes, (), Hasher>,
 }
 
 impl SetValue {
@@ -37,9 +38,14 @@ impl SetValue {
         self.members.contains_key(member)
     }
 
-    /// Adds `member`; false if it was there already.
-    pub fn insert(&mut self, member: Bytes) -> bool {
-        self.members.insert(member, ()).is_none()
+    /// Adds a copy of `member`; false if it was there already (and then nothing is copied).
+    pub fn insert(&mut self, member: impl AsRef<[u8]>) -> bool {
+        let member = member.as_ref();
+        if self.members.contains_key(member) {
+            return false;
+        }
+        self.members.insert(SmallBytes::copy_from_slice(member), ());
+        true
     }
 
     /// Removes `member`, moving the last member into its position; false if it was not there.
@@ -48,19 +54,19 @@ impl SetValue {
     }
 
     /// The member at `position` (below `len`).
-    pub fn get_index(&self, position: usize) -> Option<&Bytes> {
+    pub fn get_index(&self, position: usize) -> Option<&SmallBytes> {
         self.members.get_index(position).map(|(member, ())| member)
     }
 
     /// Removes the member at `position`, moving the last member into it.
-    pub fn swap_remove_index(&mut self, position: usize) -> Option<Bytes> {
+    pub fn swap_remove_index(&mut self, position: usize) -> Option<SmallBytes> {
         self.members
             .swap_remove_index(position)
             .map(|(member, ())| member)
     }
 
     /// The members in position order.
-    pub fn iter(&self) -> impl Iterator<Item = &Bytes> + '_ {
+    pub fn iter(&self) -> impl Iterator<Item = &SmallBytes> + '_ {
         self.members.iter().map(|(member, ())| member)
     }
 
@@ -79,8 +85,8 @@ impl PartialEq for SetValue {
 
 impl Eq for SetValue {}
 
-impl FromIterator<Bytes> for SetValue {
-    fn from_iter<I: IntoIterator<Item = Bytes>>(members: I) -> SetValue {
+impl<Member: AsRef<[u8]>> FromIterator<Member> for SetValue {
+    fn from_iter<I: IntoIterator<Item = Member>>(members: I) -> SetValue {
         let mut set = SetValue::new();
         for member in members {
             set.insert(member);
@@ -90,8 +96,8 @@ impl FromIterator<Bytes> for SetValue {
 }
 
 impl<'a> IntoIterator for &'a SetValue {
-    type Item = &'a Bytes;
-    type IntoIter = Box<dyn Iterator<Item = &'a Bytes> + 'a>;
+    type Item = &'a SmallBytes;
+    type IntoIter = Box<dyn Iterator<Item = &'a SmallBytes> + 'a>;
 
     fn into_iter(self) -> Self::IntoIter {
         Box::new(self.iter())
