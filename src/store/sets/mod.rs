@@ -41,11 +41,9 @@ impl SetValue {
     /// Adds a copy of `member`; false if it was there already (and then nothing is copied).
     pub fn insert(&mut self, member: impl AsRef<[u8]>) -> bool {
         let member = member.as_ref();
-        if self.members.contains_key(member) {
-            return false;
-        }
-        self.members.insert(SmallBytes::copy_from_slice(member), ());
-        true
+        self.members
+            .insert_if_absent_with(member, || (SmallBytes::copy_from_slice(member), ()))
+            .1
     }
 
     /// Removes `member`, moving the last member into its position; false if it was not there.
