@@ -30,6 +30,7 @@ pub mod keyspace;
 pub mod likes;
 #[cfg(test)]
 pub mod live_store;
+pub mod object;
 pub mod queue;
 pub mod sets;
 pub mod shared;
