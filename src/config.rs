@@ -2,11 +2,12 @@
 
 use std::path::PathBuf;
 
-use clap::builder::PossibleValue;
+use clap::builder::{PossibleValue, RangedU64ValueParser};
 use clap::{Parser, ValueEnum};
 
 use crate::aof::FsyncPolicy;
 use crate::limits;
+use crate::store::SetEncodingLimits;
 
 /// `--appendfsync` takes the policy's own names; each value's help is what `--help` lists.
 impl ValueEnum for FsyncPolicy {
@@ -89,9 +90,37 @@ pub struct Config {
     /// With `no`, clients from non-loopback addresses are served even without a password.
     #[arg(long, value_enum, default_value = "yes")]
     pub protected_mode: YesNo,
+
+    /// Most members a set of integers keeps as an `intset` (a sorted array of packed numbers) before it
+    /// becomes a `hashtable` (Redis's set-max-intset-entries). Also read by replay, so keep it the same
+    /// across restarts to rebuild the same encodings.
+    #[arg(long, default_value_t = 512,
+          value_parser = RangedU64ValueParser::<usize>::new().range(0..=limits::SET_COMPACT_ENTRIES_CEILING as u64))]
+    pub set_max_intset_entries: usize,
+
+    /// Most members a set keeps as a `listpack` (one flat buffer) before it becomes a `hashtable`
+    /// (Redis's set-max-listpack-entries).
+    #[arg(long, default_value_t = 128,
+          value_parser = RangedU64ValueParser::<usize>::new().range(0..=limits::SET_COMPACT_ENTRIES_CEILING as u64))]
+    pub set_max_listpack_entries: usize,
+
+    /// Longest member, in bytes, a `listpack` set takes; a longer one makes it a `hashtable` (Redis's
+    /// set-max-listpack-value).
+    #[arg(long, default_value_t = 64,
+          value_parser = RangedU64ValueParser::<usize>::new().range(0..=limits::SET_LISTPACK_VALUE_CEILING as u64))]
+    pub set_max_listpack_value: usize,
 }
 
 impl Config {
+    /// The set encoding thresholds the store starts with (CONFIG SET may change them at run time).
+    pub fn set_encoding_limits(&self) -> SetEncodingLimits {
+        SetEncodingLimits {
+            intset_entries_max: self.set_max_intset_entries,
+            listpack_entries_max: self.set_max_listpack_entries,
+            listpack_value_length_max: self.set_max_listpack_value,
+        }
+    }
+
     /// The defaults, as if run with no arguments but on `port` in `dir` (for tests).
     pub fn for_tests(port: u16, dir: PathBuf) -> Config {
         let mut config = Config::parse_from(["dibs"]);

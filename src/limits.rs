@@ -66,6 +66,14 @@ pub const EXPIRED_KEYS_PER_ITERATION_MAX: usize = 64;
 /// for a whole table. The loop also moves buckets between requests (`Table::rehash_step`).
 pub const TABLE_REHASH_BUCKETS_PER_OPERATION: usize = 4;
 
+/// The largest `set-max-intset-entries` and `set-max-listpack-entries` CONFIG SET accepts. A command on an
+/// `intset` or `listpack` set may walk or copy all of it, so this bounds that work (8,192 members: a 64 KiB
+/// intset, a listpack of at most 8 MiB with the value ceiling below).
+pub const SET_COMPACT_ENTRIES_CEILING: usize = 8192;
+
+/// The largest `set-max-listpack-value` (bytes of one listpack member) CONFIG SET accepts.
+pub const SET_LISTPACK_VALUE_CEILING: usize = 1024;
+
 /// Commands one MULTI may queue.
 pub const TRANSACTION_COMMANDS_MAX: usize = 100_000;
 

@@ -4,7 +4,7 @@
 use super::spec::Handler::{Server, Store};
 use super::spec::ServerCommand::*;
 use super::spec::*;
-use crate::store::{coupon, keys, likes, queue, sets, stock, strings, throttle};
+use crate::store::{coupon, keys, likes, object, queue, sets, stock, strings, throttle};
 
 #[rustfmt::skip]
 pub static COMMANDS: &[CommandSpec] = &[
@@ -36,6 +36,7 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec { name: "unlink", arity: Arity::at_least(2), flags: WRITE, keys: ALL_KEYS, handler: Store(keys::del), group: "generic", summary: "Deletes keys (synchronously, like DEL)." },
     CommandSpec { name: "exists", arity: Arity::at_least(2), flags: READONLY, keys: ALL_KEYS, handler: Store(keys::exists), group: "generic", summary: "Counts the keys that exist." },
     CommandSpec { name: "type", arity: Arity::exactly(2), flags: READONLY, keys: FIRST_KEY, handler: Store(keys::type_of), group: "generic", summary: "Returns the type of a key." },
+    CommandSpec { name: "object", arity: Arity::at_least(2), flags: READONLY, keys: KeySpec { first: 2, last: 2, step: 1 }, handler: Store(object::object), group: "generic", summary: "Inspects a value: ENCODING, REFCOUNT, FREQ, IDLETIME, HELP." },
     CommandSpec { name: "expire", arity: Arity::at_least(3), flags: WRITE, keys: FIRST_KEY, handler: Store(keys::expire), group: "generic", summary: "Sets a timeout in seconds." },
     CommandSpec { name: "pexpire", arity: Arity::at_least(3), flags: WRITE, keys: FIRST_KEY, handler: Store(keys::pexpire), group: "generic", summary: "Sets a timeout in milliseconds." },
     CommandSpec { name: "expireat", arity: Arity::at_least(3), flags: WRITE, keys: FIRST_KEY, handler: Store(keys::expireat), group: "generic", summary: "Sets an expiry as a Unix time in seconds." },

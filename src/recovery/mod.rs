@@ -96,6 +96,7 @@ pub fn recover(config: &Config, random_seed: u64) -> Result<Recovered, RecoveryE
         .map_err(|error| io_error("cannot create the data directory", &config.dir, error))?;
     directory::delete_temporary_files(&config.dir);
     let mut store = Store::new(random_seed);
+    store.set_encoding_limits = config.set_encoding_limits();
     let snapshot = load_snapshot(&config.dir, &mut store, true)?;
     let files = needed_log_files(&config.dir, snapshot.as_ref(), true)?;
     let mut replay = Replay::new(&mut store, u64::MAX, snapshot.as_ref());
@@ -153,6 +154,7 @@ pub fn recover(config: &Config, random_seed: u64) -> Result<Recovered, RecoveryE
 /// log failed, to drop whatever the failed records had done in memory.
 pub fn reload(config: &Config, through_sequence: u64) -> Result<Store, RecoveryError> {
     let mut store = Store::new(crate::clock::system_time_ms());
+    store.set_encoding_limits = config.set_encoding_limits();
     let snapshot = load_snapshot(&config.dir, &mut store, false)?;
     let files = needed_log_files(&config.dir, snapshot.as_ref(), false)?;
     let mut replay = Replay::new(&mut store, through_sequence, snapshot.as_ref());

@@ -9,8 +9,9 @@ use crate::aof::directory::{delete_snapshots_except, read_manifest, MANIFEST_FIL
 use crate::aof::snapshot::{SnapshotDamage, SnapshotSummary};
 use crate::compaction::snapshot_entries::read_snapshot;
 use crate::limits::SNAPSHOT_LOAD_THREADS_MAX;
-use crate::store::encoding::{decode_value, read_entry, Reader};
+use crate::store::encoding::{decode_value_within, read_entry, Reader};
 use crate::store::keyspace::ShardLoader;
+use crate::store::sets::SetEncodingLimits;
 use crate::store::Store;
 
 /// Loads a snapshot into `loaders` (see `Keyspace::shard_loaders`), in two passes.
@@ -25,6 +26,7 @@ fn load_snapshot_parts(
     map: &[u8],
     mut loaders: Vec<ShardLoader>,
     keys_expected: usize,
+    set_limits: SetEncodingLimits,
 ) -> Result<(SnapshotSummary, Vec<ShardLoader>), SnapshotDamage> {
     let shard_count: usize = loaders.iter().map(ShardLoader::shard_count).sum();
     let per_shard = keys_expected.div_ceil(shard_count.max(1));
@@ -45,7 +47,7 @@ fn load_snapshot_parts(
             .drain(..)
             .map(|loader| {
                 let shards: Vec<_> = places.by_ref().take(loader.shard_count()).collect();
-                scope.spawn(move || insert_shards(map, loader, shards))
+                scope.spawn(move || insert_shards(map, loader, shards, set_limits))
             })
             .collect();
         handles
@@ -63,6 +65,7 @@ fn insert_shards(
     map: &[u8],
     mut loader: ShardLoader,
     places: Vec<Vec<(u64, usize)>>,
+    set_limits: SetEncodingLimits,
 ) -> Result<ShardLoader, SnapshotDamage> {
     for shard_places in places {
         for (position, &(hash, start)) in shard_places.iter().enumerate() {
@@ -75,7 +78,7 @@ fn insert_shards(
                 reason: format!("an entry does not load: {reason}"),
             };
             let entry = read_entry(&mut Reader::new(&map[start..])).map_err(damage)?;
-            let value = decode_value(entry.tag, entry.value).map_err(damage)?;
+            let value = decode_value_within(entry.tag, entry.value, &set_limits).map_err(damage)?;
             loader
                 .load_entry(entry.key, hash, value, entry.expires_at_ms)
                 .map_err(damage)?;
@@ -143,7 +146,8 @@ pub(super) fn load_snapshot(
         .map_or(1, |count| count.get())
         .min(SNAPSHOT_LOAD_THREADS_MAX);
     let loaders = store.keyspace.shard_loaders(threads, keys_expected);
-    let summary = load_snapshot_parts(&map, loaders, keys_expected).map(|(summary, loaders)| {
+    let set_limits = store.set_encoding_limits;
+    let summary = load_snapshot_parts(&map, loaders, keys_expected, set_limits).map(|(summary, loaders)| {
         store.keyspace.install(loaders);
         summary
     })

@@ -288,6 +288,9 @@ const PARAMETERS: &[(&str, bool)] = &[
     ("protected-mode", true),
     ("requirepass", true),
     ("save", false),
+    ("set-max-intset-entries", true),
+    ("set-max-listpack-entries", true),
+    ("set-max-listpack-value", true),
     ("timeout", false),
 ];
 
@@ -320,6 +323,21 @@ impl Server {
                 .unwrap_or_default()
                 .to_string(),
             "save" => String::new(),
+            "set-max-intset-entries" => self
+                .store
+                .set_encoding_limits
+                .intset_entries_max
+                .to_string(),
+            "set-max-listpack-entries" => self
+                .store
+                .set_encoding_limits
+                .listpack_entries_max
+                .to_string(),
+            "set-max-listpack-value" => self
+                .store
+                .set_encoding_limits
+                .listpack_value_length_max
+                .to_string(),
             "timeout" => "0".to_string(),
             _ => String::new(),
         }
@@ -372,7 +390,10 @@ impl Server {
             MaxClients(usize),
             OutputLimit(usize),
             ProtectedMode(bool),
+            SetEncoding(crate::store::SetEncodingLimits),
         }
+        // Set thresholds accumulate over the pairs, so `CONFIG SET a 1 a 2` ends at 2 as in Redis.
+        let mut set_limits = self.store.set_encoding_limits;
         let mut changes = Vec::new();
         for pair in pairs.chunks_exact(2) {
             let name = String::from_utf8_lossy(pair[0]).to_lowercase();
@@ -420,6 +441,22 @@ impl Server {
                     "no" => Change::ProtectedMode(false),
                     _ => return invalid("argument must be 'yes' or 'no'"),
                 },
+                "set-max-intset-entries"
+                | "set-max-listpack-entries"
+                | "set-max-listpack-value" => {
+                    let Ok(number) = value.parse::<usize>() else {
+                        return invalid("argument couldn't be parsed into an integer");
+                    };
+                    match name.as_str() {
+                        "set-max-intset-entries" => set_limits.intset_entries_max = number,
+                        "set-max-listpack-entries" => set_limits.listpack_entries_max = number,
+                        _ => set_limits.listpack_value_length_max = number,
+                    }
+                    if let Err(reason) = set_limits.validate() {
+                        return invalid(&reason);
+                    }
+                    Change::SetEncoding(set_limits)
+                }
                 _ => unreachable!("every mutable parameter is handled"),
             };
             changes.push(change);
@@ -430,6 +467,9 @@ impl Server {
                 Change::MaxClients(count) => self.settings.maxclients = count,
                 Change::OutputLimit(limit) => self.settings.output_buffer_limit = limit,
                 Change::ProtectedMode(enabled) => self.settings.protected_mode = enabled,
+                // Existing sets keep their encoding; the new thresholds apply from the next member added
+                // (as in Redis). Not logged: replay uses the command line's, so keep them the same.
+                Change::SetEncoding(limits) => self.store.set_encoding_limits = limits,
             }
         }
         Reply::OK

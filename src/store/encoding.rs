@@ -282,18 +282,32 @@ pub fn encode_value(value: &Value, out: &mut Vec<u8>) -> u8 {
 /// make as they change it): what passed the snapshot's checksums and still breaks one was written by a
 /// bug.
 pub fn decode_value(tag: u8, bytes: &[u8]) -> Result<Value, String> {
-    let value = decode_value_unchecked(tag, bytes)?;
+    decode_value_within(tag, bytes, &sets::SetEncodingLimits::default())
+}
+
+/// [`decode_value`] for a store whose set encoding thresholds are `set_limits`: a decoded set picks its
+/// encoding under them, as if its members had been added by one SADD.
+pub fn decode_value_within(
+    tag: u8,
+    bytes: &[u8],
+    set_limits: &sets::SetEncodingLimits,
+) -> Result<Value, String> {
+    let value = decode_value_unchecked(tag, bytes, set_limits)?;
     #[cfg(debug_assertions)]
     value.check_invariants();
     Ok(value)
 }
 
-fn decode_value_unchecked(tag: u8, bytes: &[u8]) -> Result<Value, String> {
+fn decode_value_unchecked(
+    tag: u8,
+    bytes: &[u8],
+    set_limits: &sets::SetEncodingLimits,
+) -> Result<Value, String> {
     let mut reader = Reader::new(bytes);
     let value = match tag {
         // A string is its bytes, with no length: the entry's value length says it.
         TAG_STRING => return Ok(Value::String(strings::codec::decode(bytes))),
-        TAG_SET => Value::Set(sets::codec::decode(&mut reader)?),
+        TAG_SET => Value::Set(sets::codec::decode(&mut reader, set_limits)?),
         TAG_COUPON => Value::Coupon(Shared::new(coupon::Coupon::decode(&mut reader)?)),
         TAG_STOCK => Value::Stock(Shared::new(stock::Stock::decode(&mut reader)?)),
         TAG_LIKES => Value::Likes(Shared::new(likes::Likes::decode(&mut reader)?)),

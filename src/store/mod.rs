@@ -30,6 +30,7 @@ pub mod keyspace;
 pub mod likes;
 #[cfg(test)]
 pub mod live_store;
+pub mod object;
 pub mod queue;
 pub mod sets;
 pub mod shared;
@@ -39,7 +40,7 @@ pub mod table;
 pub mod throttle;
 
 pub use keyspace::{Entry, Key, Keyspace};
-pub use sets::SetValue;
+pub use sets::{SetEncodingLimits, SetValue};
 pub use shared::Shared;
 
 use crate::command::Mutations;
@@ -192,6 +193,9 @@ pub struct Store {
     /// State of the generator behind SPOP and SRANDMEMBER (xorshift64*). Seeded at start; its draws are
     /// never replayed, only their logged outcomes.
     random_state: u64,
+    /// When a set converts from `intset` or `listpack` to `hashtable` (CONFIG `set-max-*`). Set at start
+    /// from the command line, before replay, so replay converts where the live server did.
+    pub set_encoding_limits: SetEncodingLimits,
 }
 
 impl Store {
@@ -199,6 +203,7 @@ impl Store {
         Store {
             keyspace: Keyspace::new(),
             random_state: random_seed | 1,
+            set_encoding_limits: SetEncodingLimits::default(),
         }
     }
 

@@ -1,9 +1,9 @@
 //! Sets: SADD, SREM, SISMEMBER, SMISMEMBER, SCARD, SMEMBERS, SSCAN, SPOP, SRANDMEMBER.
 //!
 //! A set that loses its last member is deleted, as in Redis. SPOP draws from the store's generator and is
-//! logged as the SREM of the members it popped, so replay removes exactly those.
-
-use bytes::Bytes;
+//! logged as the SREM of the members it popped, so replay removes exactly those. Every command works on
+//! each encoding (see the module doc of `sets`) with the same replies; SADD passes the store's
+//! thresholds, so a set converts where Redis's would.
 
 use super::SetValue;
 use crate::command::error::{not_an_integer, syntax_error, wrong_type};
@@ -46,16 +46,21 @@ fn write_set<'s>(
 pub fn sadd(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
     let key = call.key();
     read_set(store, key, call.now_ms)?;
-    let entry = store
-        .keyspace
-        .get_or_insert_with(key, call.now_ms, || Value::Set(Shared::default()));
+    let limits = store.set_encoding_limits;
+    let members = &call.arguments[2..];
+    let entry = store.keyspace.get_or_insert_with(key, call.now_ms, || {
+        Value::Set(Shared::new(SetValue::for_members(
+            members[0],
+            members.len(),
+            &limits,
+        )))
+    });
     let Value::Set(set) = &mut entry.value else {
         unreachable!("type checked above");
     };
     let mut added = 0;
-    for member in &call.arguments[2..] {
-        if !set.contains(member) {
-            set.insert(Bytes::copy_from_slice(member));
+    for member in members {
+        if set.insert_within(member, &limits) {
             added += 1;
         }
     }
@@ -110,12 +115,11 @@ pub fn scard(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
 
 pub fn smembers(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
     let set = read_set(store, call.key(), call.now_ms)?;
-    Ok(Reply::Set(
-        set.into_iter()
-            .flatten()
-            .map(|member| Reply::Bulk(member.clone()))
-            .collect(),
-    ))
+    Ok(Reply::Set(set.map_or_else(Vec::new, |set| {
+        set.iter()
+            .map(|member| Reply::SmallBulk(member.to_small_bytes()))
+            .collect()
+    })))
 }
 
 /// SSCAN key cursor [MATCH pattern] [COUNT count]. Walks positions from the end like SCAN (see
@@ -127,6 +131,17 @@ pub fn sscan(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
         Some(set) => set,
         None => return Ok(scan_reply(0, Vec::new())),
     };
+    let matches =
+        |member: &[u8]| pattern.is_none_or(|pattern| crate::glob::matches(pattern, member));
+    if set.is_compact() {
+        // Small by definition: the whole set in one call, as Redis answers for these encodings.
+        let members = set
+            .iter()
+            .filter(|member| matches(member))
+            .map(|member| bytes::Bytes::copy_from_slice(&member))
+            .collect();
+        return Ok(scan_reply(0, members));
+    }
     let length = set.len() as u64;
     let start = if cursor == 0 || cursor > length {
         length
@@ -137,8 +152,8 @@ pub fn sscan(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
     let members = (stop..start)
         .rev()
         .map(|position| set.get_index(position as usize).expect("in range"))
-        .filter(|member| pattern.is_none_or(|pattern| crate::glob::matches(pattern, member)))
-        .cloned()
+        .filter(|member| matches(member))
+        .map(|member| bytes::Bytes::copy_from_slice(&member))
         .collect();
     Ok(scan_reply(stop, members))
 }
@@ -183,8 +198,8 @@ pub fn spop(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
         call.log(&logged);
     }
     Ok(match count {
-        None => popped.pop().map_or(Reply::Null, Reply::Bulk),
-        Some(_) => Reply::Set(popped.into_iter().map(Reply::Bulk).collect()),
+        None => popped.pop().map_or(Reply::Null, Reply::SmallBulk),
+        Some(_) => Reply::Set(popped.into_iter().map(Reply::SmallBulk).collect()),
     })
 }
 
@@ -232,9 +247,10 @@ pub fn srandmember(store: &mut Store, call: &mut Call) -> Result<Reply, Reply> {
     let Ok(Some(set)) = read_set(store, key, call.now_ms) else {
         unreachable!("checked above");
     };
-    let members: Vec<Reply> = indexes
+    let members: Vec<Reply> = set
+        .get_indexes(&indexes)
         .into_iter()
-        .map(|index| Reply::Bulk(set.get_index(index).expect("in range").clone()))
+        .map(Reply::SmallBulk)
         .collect();
     Ok(match count {
         None => members.into_iter().next().unwrap_or(Reply::Null),

@@ -319,7 +319,19 @@ impl<K: Hash + Eq, V, S: BuildHasher> Table<K, V, S> {
         if self.buckets.is_empty() {
             return None;
         }
-        let hash = self.hash(key);
+        self.find_hashed(key, self.hash(key))
+    }
+
+    /// [`Table::find`] with the key's hash already computed (an insert hashes once for the lookup and the
+    /// link).
+    fn find_hashed<Q>(&self, key: &Q, hash: u32) -> Option<usize>
+    where
+        K: Borrow<Q>,
+        Q: Eq + ?Sized,
+    {
+        if self.buckets.is_empty() {
+            return None;
+        }
         let mut link = self.head(self.place(hash));
         while link != 0 {
             let slot = self.slots.get(link as usize - 1);
@@ -378,11 +390,45 @@ impl<K: Hash + Eq, V, S: BuildHasher> Table<K, V, S> {
     }
 
     fn insert_inner(&mut self, key: K, value: V) -> (usize, Option<V>) {
+        let hash = self.hash(&key);
         self.rehash_for_operation();
-        if let Some(index) = self.find(&key) {
+        if let Some(index) = self.find_hashed(&key, hash) {
             let old = std::mem::replace(&mut self.slots.get_mut(index).value, value);
             return (index, Some(old));
         }
+        (self.push_hashed(key, value, hash), None)
+    }
+
+    /// Inserts the entry `make` builds unless there is one with `key` already; `make` is called only when
+    /// there is not, so a caller whose key is borrowed (`&[u8]` for a `SmallBytes` key) copies it only
+    /// when it is new. Hashes `key` once for the lookup and the link. Returns the entry's position (see
+    /// [`Table::get_index_of`]) and whether it was inserted. Moves buckets and starts a resize like
+    /// [`Table::insert`]. `make` must build an entry whose key equals `key`.
+    pub fn insert_if_absent_with<Q>(
+        &mut self,
+        key: &Q,
+        make: impl FnOnce() -> (K, V),
+    ) -> (usize, bool)
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let hash = self.hash(key);
+        self.rehash_for_operation();
+        if let Some(index) = self.find_hashed(key, hash) {
+            return (index, false);
+        }
+        let (new_key, value) = make();
+        debug_assert!(
+            new_key.borrow() == key,
+            "make built the entry of another key"
+        );
+        (self.push_hashed(new_key, value, hash), true)
+    }
+
+    /// Links a new entry whose key is not in the table into the chain `hash` names, and starts a resize
+    /// when the table passes load factor 1.
+    fn push_hashed(&mut self, key: K, value: V, hash: u32) -> usize {
         assert!(
             self.len() < u32::MAX as usize - 1,
             "a table holds at most 2^32 - 2 entries"
@@ -390,7 +436,6 @@ impl<K: Hash + Eq, V, S: BuildHasher> Table<K, V, S> {
         if self.buckets.is_empty() {
             self.buckets = vec![0; BUCKETS_MIN];
         }
-        let hash = self.hash(&key);
         let place = self.place(hash);
         let next = self.head(place);
         let index = self.slots.push(Slot {
@@ -401,7 +446,7 @@ impl<K: Hash + Eq, V, S: BuildHasher> Table<K, V, S> {
         });
         *self.head_mut(place) = index as u32 + 1;
         self.resize_if_needed();
-        (index, None)
+        index
     }
 
     /// Removes the entry with `key` and returns its value. Moves up to

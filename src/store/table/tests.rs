@@ -256,6 +256,11 @@ enum Operation {
     },
     /// Starts a scan; `ScanContinue` goes on with it between the other operations.
     ScanStart,
+    /// `insert_if_absent_with`: inserts only a new key, building the entry only then.
+    InsertIfAbsent {
+        key: u32,
+        value: u32,
+    },
     ScanContinue {
         count: usize,
     },
@@ -269,6 +274,7 @@ fn operation() -> impl Strategy<Value = Operation> {
     let key = 0..6000u32;
     prop_oneof![
         8 => (key.clone(), any::<u32>()).prop_map(|(key, value)| Operation::Insert { key, value }),
+        6 => (key.clone(), any::<u32>()).prop_map(|(key, value)| Operation::InsertIfAbsent { key, value }),
         6 => key.clone().prop_map(|key| Operation::Remove { key }),
         2 => (0..4000usize).prop_map(|index| Operation::RemoveIndex { index }),
         4 => key.clone().prop_map(|key| Operation::Get { key }),
@@ -331,6 +337,22 @@ proptest! {
         for operation in operations {
             match operation {
                 Operation::Insert { key, value } => check_insert(&mut table, &mut model, key, value),
+                Operation::InsertIfAbsent { key, value } => {
+                    let mut built = false;
+                    let (index, inserted) = table.insert_if_absent_with(&key, || {
+                        built = true;
+                        (key, value)
+                    });
+                    let absent = !model.map.contains_key(&key);
+                    prop_assert_eq!(inserted, absent, "insert_if_absent_with {}", key);
+                    prop_assert_eq!(built, absent, "the entry is built only when the key is new");
+                    if absent {
+                        model.map.insert(key, value);
+                        model.positions.insert(key, value);
+                    }
+                    prop_assert_eq!(Some(index), model.positions.get_index_of(&key));
+                    prop_assert_eq!(table.get(&key), model.map.get(&key));
+                }
                 Operation::Remove { key } => check_remove(&mut table, &mut model, &mut scan, key),
                 Operation::RemoveIndex { index } => {
                     let removed = table.swap_remove_index(index);
