@@ -4,7 +4,8 @@
 //! 1. `poll` for events (no wait when work is pending; otherwise until the next timer).
 //! 2. Read from every readable socket until it would block (or its per-iteration budget is spent), then
 //!    decode and execute its complete requests in order, appending replies to its output buffer.
-//! 3. Run the active expiry cycle, bounded in keys per iteration.
+//! 3. Run the active expiry cycle, bounded in keys per iteration, and move a bounded number of buckets
+//!    of collections left mid-resize (`Keyspace::rehash_step`).
 //! 4. Hand this iteration's log records to the syncer thread (group commit).
 //! 5. Write every connection's releasable replies. Under `appendfsync always` replies wait in the output
 //!    buffer until the syncer reports the records they depend on durable; its report arrives through the
@@ -113,6 +114,8 @@ pub struct Server {
     last_sync_at_ms: u64,
     shutting_down: bool,
     compaction: Compaction,
+    /// The last `Keyspace::rehash_step` moved buckets and more remain: poll without waiting.
+    resizes_pending: bool,
     /// Set while `accept` fails for want of descriptors: when to try again. mio is edge-triggered, so
     /// connections already in the backlog raise no new event; without a retry they would wait for the
     /// next newcomer, however many descriptors had been freed since.
@@ -193,6 +196,7 @@ impl Server {
             last_sync_at_ms,
             shutting_down: false,
             compaction,
+            resizes_pending: false,
             accept_retry_at: None,
         })
     }
@@ -275,6 +279,10 @@ impl Server {
                 }
             }
             self.expire_cycle();
+            self.resizes_pending = self
+                .store
+                .keyspace
+                .rehash_step(limits::TABLE_REHASH_BUCKETS_PER_ITERATION);
             debug_assert!(self.mutations.is_empty(), "no unit is half-recorded here");
             self.compaction
                 .step(&mut self.store, &mut self.journal, self.now_ms);
@@ -304,11 +312,16 @@ impl Server {
         if !self.pending_input.is_empty()
             || !self.pending_output.is_empty()
             || self.compaction.has_work()
+            || self.resizes_pending
         {
             return Some(Duration::ZERO);
         }
         let mut timeout_ms = 1000;
-        if self.compaction.is_waiting_for_writer() || !self.waiting_for_snapshot.is_empty() {
+        // Resizes whose values the snapshot writer holds: retried each millisecond until it lets go.
+        if self.compaction.is_waiting_for_writer()
+            || !self.waiting_for_snapshot.is_empty()
+            || self.store.keyspace.resizing_count() > 0
+        {
             timeout_ms = 1;
         }
         if self.journal.has_unsubmitted() {
