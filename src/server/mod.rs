@@ -3,7 +3,10 @@
 //! One iteration:
 //! 1. `poll` for events (no wait when work is pending; otherwise until the next timer).
 //! 2. Read from every readable socket until it would block (or its per-iteration budget is spent), then
-//!    decode and execute its complete requests in order, appending replies to its output buffer.
+//!    decode and execute its complete requests in order, appending replies to its output buffer. The
+//!    iteration's commands, all connections together, stop at `LOOP_COMMANDS_PER_ITERATION_MAX`: the
+//!    connections not served go first in the next iteration, which follows at once. Connections left over
+//!    from a budget are served before the new events, in the order they were left.
 //! 3. Run the active expiry cycle, bounded in keys per iteration, and move a bounded number of buckets
 //!    of collections left mid-resize (`Keyspace::rehash_step`).
 //! 4. Hand this iteration's log records to the syncer thread (group commit).
@@ -102,8 +105,12 @@ pub struct Server {
     now_ms: u64,
     started_at: Instant,
     stats: Stats,
-    /// Slots with input left over from a spent budget: processed again without waiting for an event.
+    /// Slots with input left over from a spent budget: processed first in the next iteration, which comes
+    /// without waiting for an event.
     pending_input: Vec<usize>,
+    /// Commands executed so far in this loop iteration, for all connections together (bounded by
+    /// `limits::LOOP_COMMANDS_PER_ITERATION_MAX`).
+    commands_this_iteration: usize,
     /// Slots that may have something to write at the end of the iteration.
     pending_output: Vec<usize>,
     /// Slots with replies held for durability.
@@ -190,6 +197,7 @@ impl Server {
             started_at: Instant::now(),
             stats: Stats::default(),
             pending_input: Vec::new(),
+            commands_this_iteration: 0,
             pending_output: Vec::new(),
             holding: Vec::new(),
             waiting_for_snapshot: Vec::new(),
@@ -234,6 +242,18 @@ impl Server {
             let iteration_started = Instant::now();
             let iteration_cpu_started = crate::memory::thread_cpu_time();
             self.now_ms = self.now_ms.max(system_time_ms());
+            self.commands_this_iteration = 0;
+            // Connections left over from the last iteration's budgets go first, in the order they were
+            // left (not by slot), so a connection put off by the loop's command budget is served before
+            // connections that have only just become ready, and none waits twice in a row for the others.
+            let mut leftover = std::mem::take(&mut self.pending_input);
+            let mut seen = std::collections::HashSet::with_capacity(leftover.len());
+            leftover.retain(|slot| seen.insert(*slot));
+            for slot in leftover {
+                if !self.shutting_down {
+                    self.read_and_process(slot);
+                }
+            }
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept(),
@@ -264,14 +284,6 @@ impl Server {
                 .is_some_and(|retry_at| Instant::now() >= retry_at)
             {
                 self.accept();
-            }
-            let mut leftover = std::mem::take(&mut self.pending_input);
-            leftover.sort_unstable();
-            leftover.dedup();
-            for slot in leftover {
-                if !self.shutting_down {
-                    self.read_and_process(slot);
-                }
             }
             for slot in std::mem::take(&mut self.waiting_for_snapshot) {
                 if !self.shutting_down {
