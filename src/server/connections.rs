@@ -105,6 +105,13 @@ impl Server {
     /// without waiting for an event: mio is edge-triggered, so no new event would come for bytes already
     /// waiting in the socket.
     pub(super) fn read_and_process(&mut self, slot: usize) {
+        if self.commands_this_iteration >= limits::LOOP_COMMANDS_PER_ITERATION_MAX {
+            // The iteration's command budget is spent: neither read nor run now (reading would only
+            // fill the buffer), but come first in the next iteration (edge-triggered: no event will
+            // come again for bytes already waiting).
+            self.pending_input.push(slot);
+            return;
+        }
         let Some(connection) = connection_in(&mut self.connections, slot) else {
             return;
         };
@@ -167,7 +174,9 @@ impl Server {
         // Requests before this offset have had their keys prefetched.
         let mut prefetched_until = 0;
         while !connection.close_after_reply {
-            if executed >= limits::COMMANDS_PER_ITERATION_MAX {
+            if executed >= limits::COMMANDS_PER_ITERATION_MAX
+                || self.commands_this_iteration >= limits::LOOP_COMMANDS_PER_ITERATION_MAX
+            {
                 connection.budget_spent_on_commands = true;
                 self.pending_input.push(slot);
                 break;
@@ -250,6 +259,7 @@ impl Server {
                 }
             }
             executed += 1;
+            self.commands_this_iteration += 1;
             if matches!(after, After::Shutdown) {
                 break;
             }

@@ -223,7 +223,8 @@ impl Server {
              client_output_buffer_limit_disconnections:{}\r\n\
              expired_keys:{}\r\n\
              loop_iteration_max_microseconds:{}\r\n\
-             loop_iteration_cpu_max_microseconds:{}\r\n",
+             loop_iteration_cpu_max_microseconds:{}\r\n\
+             collections_resizing:{}\r\n",
             self.stats.connections_received,
             self.stats.commands_processed,
             self.stats.input_bytes,
@@ -233,6 +234,7 @@ impl Server {
             self.store.keyspace.expired_keys_total,
             self.stats.loop_iteration_max.as_micros(),
             self.stats.loop_iteration_cpu_max.as_micros(),
+            self.store.keyspace.resizing_count(),
         );
     }
 

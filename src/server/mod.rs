@@ -3,8 +3,12 @@
 //! One iteration:
 //! 1. `poll` for events (no wait when work is pending; otherwise until the next timer).
 //! 2. Read from every readable socket until it would block (or its per-iteration budget is spent), then
-//!    decode and execute its complete requests in order, appending replies to its output buffer.
-//! 3. Run the active expiry cycle, bounded in keys per iteration.
+//!    decode and execute its complete requests in order, appending replies to its output buffer. The
+//!    iteration's commands, all connections together, stop at `LOOP_COMMANDS_PER_ITERATION_MAX`: the
+//!    connections not served go first in the next iteration, which follows at once. Connections left over
+//!    from a budget are served before the new events, in the order they were left.
+//! 3. Run the active expiry cycle, bounded in keys per iteration, and move a bounded number of buckets
+//!    of collections left mid-resize (`Keyspace::rehash_step`).
 //! 4. Hand this iteration's log records to the syncer thread (group commit).
 //! 5. Write every connection's releasable replies. Under `appendfsync always` replies wait in the output
 //!    buffer until the syncer reports the records they depend on durable; its report arrives through the
@@ -101,8 +105,12 @@ pub struct Server {
     now_ms: u64,
     started_at: Instant,
     stats: Stats,
-    /// Slots with input left over from a spent budget: processed again without waiting for an event.
+    /// Slots with input left over from a spent budget: processed first in the next iteration, which comes
+    /// without waiting for an event.
     pending_input: Vec<usize>,
+    /// Commands executed so far in this loop iteration, for all connections together (bounded by
+    /// `limits::LOOP_COMMANDS_PER_ITERATION_MAX`).
+    commands_this_iteration: usize,
     /// Slots that may have something to write at the end of the iteration.
     pending_output: Vec<usize>,
     /// Slots with replies held for durability.
@@ -113,6 +121,8 @@ pub struct Server {
     last_sync_at_ms: u64,
     shutting_down: bool,
     compaction: Compaction,
+    /// The last `Keyspace::rehash_step` moved buckets and more remain: poll without waiting.
+    resizes_pending: bool,
     /// Set while `accept` fails for want of descriptors: when to try again. mio is edge-triggered, so
     /// connections already in the backlog raise no new event; without a retry they would wait for the
     /// next newcomer, however many descriptors had been freed since.
@@ -187,12 +197,14 @@ impl Server {
             started_at: Instant::now(),
             stats: Stats::default(),
             pending_input: Vec::new(),
+            commands_this_iteration: 0,
             pending_output: Vec::new(),
             holding: Vec::new(),
             waiting_for_snapshot: Vec::new(),
             last_sync_at_ms,
             shutting_down: false,
             compaction,
+            resizes_pending: false,
             accept_retry_at: None,
         })
     }
@@ -230,6 +242,18 @@ impl Server {
             let iteration_started = Instant::now();
             let iteration_cpu_started = crate::memory::thread_cpu_time();
             self.now_ms = self.now_ms.max(system_time_ms());
+            self.commands_this_iteration = 0;
+            // Connections left over from the last iteration's budgets go first, in the order they were
+            // left (not by slot), so a connection put off by the loop's command budget is served before
+            // connections that have only just become ready, and none waits twice in a row for the others.
+            let mut leftover = std::mem::take(&mut self.pending_input);
+            let mut seen = std::collections::HashSet::with_capacity(leftover.len());
+            leftover.retain(|slot| seen.insert(*slot));
+            for slot in leftover {
+                if !self.shutting_down {
+                    self.read_and_process(slot);
+                }
+            }
             for event in events.iter() {
                 match event.token() {
                     LISTENER => self.accept(),
@@ -261,20 +285,16 @@ impl Server {
             {
                 self.accept();
             }
-            let mut leftover = std::mem::take(&mut self.pending_input);
-            leftover.sort_unstable();
-            leftover.dedup();
-            for slot in leftover {
-                if !self.shutting_down {
-                    self.read_and_process(slot);
-                }
-            }
             for slot in std::mem::take(&mut self.waiting_for_snapshot) {
                 if !self.shutting_down {
                     self.read_and_process(slot);
                 }
             }
             self.expire_cycle();
+            self.resizes_pending = self
+                .store
+                .keyspace
+                .rehash_step(limits::TABLE_REHASH_BUCKETS_PER_ITERATION);
             debug_assert!(self.mutations.is_empty(), "no unit is half-recorded here");
             self.compaction
                 .step(&mut self.store, &mut self.journal, self.now_ms);
@@ -304,11 +324,16 @@ impl Server {
         if !self.pending_input.is_empty()
             || !self.pending_output.is_empty()
             || self.compaction.has_work()
+            || self.resizes_pending
         {
             return Some(Duration::ZERO);
         }
         let mut timeout_ms = 1000;
-        if self.compaction.is_waiting_for_writer() || !self.waiting_for_snapshot.is_empty() {
+        // Resizes whose values the snapshot writer holds: retried each millisecond until it lets go.
+        if self.compaction.is_waiting_for_writer()
+            || !self.waiting_for_snapshot.is_empty()
+            || self.store.keyspace.resizing_count() > 0
+        {
             timeout_ms = 1;
         }
         if self.journal.has_unsubmitted() {

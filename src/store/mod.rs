@@ -106,6 +106,41 @@ impl Value {
         }
     }
 
+    /// Whether this value keeps a hash table between two bucket arrays (a resize in progress that only
+    /// more operations or [`Value::rehash_step`] will finish). The keyspace asks after every change to a
+    /// collection and remembers the keys that answer yes, so the loop can finish their moves.
+    pub fn is_rehashing(&self) -> bool {
+        match self {
+            Value::Set(set) => set.is_rehashing(),
+            // Coupon holders: `Value::Coupon(coupon) => coupon.is_rehashing(),` once `Coupon` keeps them
+            // in a `store::table::Table` (with its arm in `rehash_step` below, all it takes).
+            _ => false,
+        }
+    }
+
+    /// Moves up to `buckets` buckets of this value's resize in progress, if any; returns whether one is
+    /// still in progress. A value a snapshot still holds a second handle to is left alone (returns true):
+    /// changing it would copy all of it on the loop, and the move can wait until the handle is dropped.
+    /// Moving buckets changes neither the elements nor their order, so it is not a write: nothing is
+    /// logged, no WATCH is touched, and a snapshot that has not serialized the value yet writes the same.
+    pub fn rehash_step(&mut self, buckets: usize) -> bool {
+        if self.is_shared() {
+            return self.is_rehashing();
+        }
+        match self {
+            Value::Set(set) => set.rehash_step(buckets),
+            // Coupon holders: `Value::Coupon(coupon) => coupon.rehash_step(buckets),` (see `is_rehashing`).
+            _ => false,
+        }
+    }
+
+    /// Whether this value is a collection, whose changes may leave a hash table mid-resize: the keys the
+    /// keyspace checks after a change. A test on the variant alone, so a type that adopts a table needs
+    /// no line here, only its arms in [`Value::is_rehashing`] and [`Value::rehash_step`].
+    pub fn is_collection(&self) -> bool {
+        !matches!(self, Value::String(_) | Value::Throttle(_))
+    }
+
     /// The name TYPE answers.
     pub fn type_name(&self) -> &'static str {
         match self {

@@ -114,6 +114,10 @@ impl ShardLoader {
         expires_at_ms: Option<u64>,
     ) -> Result<(), String> {
         let deadline_ms = crate::store::encoding::value_deadline_ms(&value);
+        // A collection decoded mid-resize finishes it here, on the loader's thread, rather than leave
+        // the loop to do it (or keep two bucket arrays).
+        let mut value = value;
+        value.rehash_step(usize::MAX);
         let index = self.shard_of(hash);
         let shard = &mut self.shards[index];
         let RawEntryMut::Vacant(vacant) = shard

@@ -22,9 +22,12 @@
 //! - Point-in-time snapshots without a fork (compaction), copy-on-write at key granularity: every path
 //!   to a `&mut Entry` is inside this type and passes the copy-on-write hook first (`snapshot.rs`).
 //! - Start-up builds the shards from a snapshot file on several threads at once (`loader.rs`).
+//! - Collections left mid-resize by a change are remembered, and the loop finishes their resizes a bounded
+//!   number of buckets per iteration (`resizing.rs`).
 
 mod expiry;
 mod loader;
+mod resizing;
 mod scan;
 mod snapshot;
 #[cfg(test)]
@@ -44,6 +47,7 @@ pub use snapshot::HandedOver;
 use super::Value;
 use crate::limits::{KEYSPACE_SHARD_COUNT, SNAPSHOT_SHARE_ELEMENTS_MIN};
 use crate::small_bytes::SmallBytes;
+use resizing::Resizing;
 use snapshot::SnapshotProgress;
 use watch::Watch;
 
@@ -94,6 +98,8 @@ pub struct Keyspace {
     /// Collections with at least this many elements go to the collection serializer by handle; smaller ones are
     /// serialized by the walk itself (`SNAPSHOT_SHARE_ELEMENTS_MIN`; tests lower it).
     snapshot_share_elements_min: u64,
+    /// Keys whose collection may be mid-resize, for the loop's `rehash_step`.
+    resizing: Resizing,
 }
 
 impl Default for Keyspace {
@@ -113,6 +119,7 @@ impl Default for Keyspace {
             snapshot_epoch: 0,
             snapshot: None,
             snapshot_share_elements_min: SNAPSHOT_SHARE_ELEMENTS_MIN,
+            resizing: Resizing::default(),
         }
     }
 }
@@ -213,6 +220,9 @@ impl Keyspace {
     pub fn get_mut(&mut self, key: &[u8], now_ms: u64) -> Option<&mut Entry> {
         let place = self.live_place(key, now_ms)?;
         self.preserve(place);
+        if self.entry_at(place).value.is_collection() {
+            self.note_collection_change(key);
+        }
         Some(&mut self.shards[place.shard][place.index])
     }
 
@@ -266,8 +276,12 @@ impl Keyspace {
                     expires_at_ms,
                     snapshot_epoch: self.snapshot_epoch,
                 };
-                vacant.insert_hashed_nocheck(hash, key, entry);
+                let resizing = entry.value.is_rehashing();
+                vacant.insert_hashed_nocheck(hash, key.clone(), entry);
                 self.length += 1;
+                if resizing {
+                    self.check_resizing(key);
+                }
                 return None;
             }
         };
@@ -276,8 +290,12 @@ impl Keyspace {
         let entry = &mut self.shards[shard][index];
         let old_expiry = entry.expires_at_ms;
         entry.value = value;
+        let resizing = entry.value.is_rehashing();
         if old_expiry != expires_at_ms {
             self.set_expiry_at(place, expires_at_ms);
+        }
+        if resizing {
+            self.check_resizing(Key::copy_from_slice(key));
         }
         Some(old_expiry)
     }
@@ -315,6 +333,9 @@ impl Keyspace {
                 Place { shard, index }
             }
         };
+        if self.entry_at(place).value.is_collection() {
+            self.note_collection_change(key);
+        }
         &mut self.shards[place.shard][place.index]
     }
 
@@ -359,6 +380,7 @@ impl Keyspace {
         self.expiries = BTreeSet::new();
         self.timers = BTreeSet::new();
         self.timer_of = HashMap::default();
+        self.resizing_clear();
         let keys: Vec<Key> = self.watched.keys().cloned().collect();
         for key in keys {
             self.touch(&key);

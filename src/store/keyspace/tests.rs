@@ -1,5 +1,6 @@
 use super::*;
 use crate::limits::SCAN_CURSOR_SHARD_SHIFT;
+use crate::store::SetValue;
 
 fn string(value: &str) -> Value {
     Value::String(SmallBytes::from(value))
@@ -572,4 +573,158 @@ fn check_snapshot_under_churn(key_count: u64, seeds: std::ops::Range<u64>, clear
         assert_eq!(decoded.len() as u64, count);
         assert_eq!(decoded, expected, "seed {seed}, {key_count} keys");
     }
+}
+
+fn stored_set<'a>(key: &[u8], keyspace: &'a mut Keyspace) -> &'a SetValue {
+    match &keyspace.get(key, 0).expect("present").value {
+        Value::Set(set) => set,
+        other => panic!("not a set: {other:?}"),
+    }
+}
+
+/// Adds `members` to the set at `key` one change at a time, as SADDs would.
+fn add_members(keyspace: &mut Keyspace, key: &[u8], members: impl Iterator<Item = u64>) {
+    for member in members {
+        let entry = keyspace.get_or_insert_with(key, 0, || {
+            Value::Set(crate::store::Shared::new(SetValue::new()))
+        });
+        let Value::Set(set) = &mut entry.value else {
+            panic!("a set");
+        };
+        set.insert(bytes::Bytes::from(format!("member:{member}")));
+    }
+}
+
+/// Steps like the loop does until no resize is left; returns how many steps that took.
+fn step_until_resized(keyspace: &mut Keyspace, steps_max: usize) -> usize {
+    for step in 1..=steps_max {
+        keyspace.rehash_step(crate::limits::TABLE_REHASH_BUCKETS_PER_ITERATION);
+        if keyspace.resizing_count() == 0 {
+            return step;
+        }
+    }
+    panic!("resizes still pending after {steps_max} steps");
+}
+
+#[test]
+fn a_set_emptied_from_large_to_tiny_gives_back_its_memory_in_loop_steps_without_commands() {
+    let mut keyspace = Keyspace::new();
+    add_members(&mut keyspace, b"big", 0..200_000);
+    step_until_resized(&mut keyspace, 10_000);
+    let full = stored_set(b"big", &mut keyspace).table_memory_bytes();
+    // Remove all but 10, one change at a time: the table starts shrinking and is left mid-move.
+    for member in 10..200_000u64 {
+        let entry = keyspace.get_mut(b"big", 0).expect("present");
+        let Value::Set(set) = &mut entry.value else {
+            panic!("a set");
+        };
+        assert!(set.swap_remove(format!("member:{member}").as_bytes()));
+    }
+    assert!(
+        stored_set(b"big", &mut keyspace).is_rehashing(),
+        "removals alone leave the shrink unfinished"
+    );
+    assert!(keyspace.resizing_count() > 0);
+    // No further command: the loop's steps alone finish every shrink (8x at a time).
+    let steps = step_until_resized(&mut keyspace, 10_000);
+    assert!(steps > 1, "the work is spread over steps, not done in one");
+    let set = stored_set(b"big", &mut keyspace);
+    assert_eq!(set.len(), 10);
+    assert!(!set.is_rehashing());
+    let small = set.table_memory_bytes();
+    assert!(
+        small * 100 < full,
+        "a 10-member set keeps {small} bytes of table (it had {full} at 200,000 members)"
+    );
+}
+
+#[test]
+fn a_set_that_stops_growing_mid_resize_is_finished_by_the_loop_in_bounded_steps() {
+    let mut keyspace = Keyspace::new();
+    // 2^16 + 1 members: the table has just started doubling from 65,536 buckets and stops there.
+    add_members(&mut keyspace, b"grown", 0..65_537);
+    assert!(stored_set(b"grown", &mut keyspace).is_rehashing());
+    let steps = step_until_resized(&mut keyspace, 1_000);
+    let buckets_left = 65_536 - crate::limits::TABLE_REHASH_BUCKETS_PER_OPERATION;
+    assert!(
+        steps >= buckets_left / crate::limits::TABLE_REHASH_BUCKETS_PER_ITERATION,
+        "each step moves at most TABLE_REHASH_BUCKETS_PER_ITERATION buckets ({steps} steps)"
+    );
+    assert!(!stored_set(b"grown", &mut keyspace).is_rehashing());
+    assert_eq!(stored_set(b"grown", &mut keyspace).len(), 65_537);
+}
+
+#[test]
+fn keys_deleted_overwritten_or_renamed_while_listed_are_harmless() {
+    let mut keyspace = Keyspace::new();
+    for key in [&b"deleted"[..], b"overwritten", b"renamed"] {
+        add_members(&mut keyspace, key, 0..65_537);
+    }
+    // The last change is checked at the next step; the others at the change to the next key.
+    keyspace.rehash_step(0);
+    assert_eq!(keyspace.resizing_count(), 3);
+    keyspace.remove(b"deleted");
+    keyspace.insert(b"overwritten", string("now a string"));
+    let renamed = keyspace.remove(b"renamed").expect("present");
+    keyspace.insert(b"new-name", renamed.value);
+    // The insert under the new name noted it; the old names are dropped when reached.
+    step_until_resized(&mut keyspace, 1_000);
+    assert!(!stored_set(b"new-name", &mut keyspace).is_rehashing());
+    assert_eq!(stored_set(b"new-name", &mut keyspace).len(), 65_537);
+    assert!(matches!(
+        &keyspace.get(b"overwritten", 0).expect("present").value,
+        Value::String(_)
+    ));
+    keyspace.check_invariants();
+}
+
+#[test]
+fn a_value_the_snapshot_writer_holds_is_not_copied_to_move_its_buckets() {
+    let mut keyspace = Keyspace::new();
+    add_members(&mut keyspace, b"held", 0..65_537);
+    let handle = keyspace
+        .get(b"held", 0)
+        .expect("present")
+        .value
+        .share()
+        .expect("a collection");
+    assert!(
+        !keyspace.rehash_step(crate::limits::TABLE_REHASH_BUCKETS_PER_ITERATION),
+        "nothing moves while the handle lives, so the loop need not come back at once"
+    );
+    assert_eq!(keyspace.resizing_count(), 1, "kept for later");
+    assert!(stored_set(b"held", &mut keyspace).is_rehashing());
+    drop(handle);
+    step_until_resized(&mut keyspace, 1_000);
+    assert!(!stored_set(b"held", &mut keyspace).is_rehashing());
+}
+
+#[test]
+fn a_step_visits_a_bounded_number_of_keys() {
+    let mut keyspace = Keyspace::new();
+    let mut handles = Vec::new();
+    // 1,500 sets of 65 members, each just past 64 buckets and so mid-resize, all held by a "snapshot":
+    // nothing moves, and each visit costs a bucket of the budget.
+    for index in 0..1_500u32 {
+        let key = format!("set:{index}");
+        add_members(&mut keyspace, key.as_bytes(), 0..65);
+        let entry = keyspace.get(key.as_bytes(), 0).expect("present");
+        if entry.value.is_rehashing() {
+            handles.push(entry.value.share().expect("a collection"));
+        }
+    }
+    keyspace.rehash_step(0);
+    let listed = keyspace.resizing_count();
+    assert_eq!(listed, handles.len());
+    assert!(
+        listed > 1_024,
+        "enough listed keys to overrun one step: {listed}"
+    );
+    keyspace.rehash_step(1_024);
+    assert_eq!(
+        keyspace.resizing.cursor, 1_024,
+        "one key per bucket of budget"
+    );
+    drop(handles);
+    step_until_resized(&mut keyspace, 100);
 }

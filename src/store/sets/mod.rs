@@ -385,6 +385,16 @@ impl SetValue {
             Encoding::Table(_) => {}
         }
     }
+
+    /// Whether the members' table is between two bucket arrays (the loop finishes the move).
+    pub fn is_rehashing(&self) -> bool {
+        self.members.is_rehashing()
+    }
+
+    /// Heap bytes of the members' table (segments and bucket arrays), not counting members' own heap.
+    pub fn table_memory_bytes(&self) -> usize {
+        self.members.memory_bytes()
+    }
 }
 
 /// Set equality: the same members, whatever their order or encoding.
