@@ -1,7 +1,7 @@
 //! Blocked clients against the real binary: BLPOP fairness (longest-waiting first), one push serving many,
 //! timeouts and their reply shapes in RESP2 and RESP3, disconnects while blocked, blocking commands inside
-//! MULTI, pipelined requests behind a blocked one, chains of BLMOVE, CLIENT UNBLOCK, and served pops
-//! surviving kill -9.
+//! MULTI, pipelined requests behind a blocked one, chains of BLMOVE, CLIENT UNBLOCK, served pops
+//! surviving kill -9, and a served pop's reply held until its record is durable (under strace's slow fsync).
 //!
 //! Ordering is made certain by waiting (with a deadline) for INFO's `blocked_clients` to count each client
 //! before the next one starts, never by sleeping.
@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use redis::{Commands, Direction};
 
-use common::{info_field, start, wait_until, RawClient, Server};
+use common::{info_field, start, strace_usable, wait_until, RawClient, Server, TempDir};
 
 /// What `[BLPOP, BLPOP, BLMOVE]` answer inside one transaction.
 type TransactionReplies = (
@@ -262,4 +262,57 @@ fn served_pops_survive_a_restart() {
         connection.lrange::<_, Vec<String>>("jobs", 0, -1).unwrap(),
         ["b", "c"]
     );
+}
+
+/// The delay strace puts before every fsync and fdatasync in the durability test.
+const SYNC_DELAY: Duration = Duration::from_millis(400);
+/// Slack for timer granularity: a held reply must not leave before `SYNC_DELAY - SYNC_DELAY_SLACK`.
+const SYNC_DELAY_SLACK: Duration = Duration::from_millis(50);
+
+/// Under `appendfsync always`, the reply to a served pop waits for the pop's record to be durable, like
+/// every reply: with every fsync slowed by `SYNC_DELAY`, it arrives no sooner than that after the push.
+#[test]
+fn a_served_pop_is_answered_once_durable() {
+    if !strace_usable() {
+        println!("a_served_pop_is_answered_once_durable: skipped, strace is missing or ptrace is not permitted here");
+        return;
+    }
+    let dir = TempDir::new("blocking-durable");
+    let wrapper: Vec<String> = [
+        "strace",
+        "-f",
+        "-o",
+        "/dev/null",
+        "-e",
+        "trace=fdatasync,fsync",
+        "-e",
+        &format!(
+            "inject=fdatasync,fsync:delay_enter={}",
+            SYNC_DELAY.as_micros()
+        ),
+    ]
+    .iter()
+    .map(|argument| argument.to_string())
+    .collect();
+    let server = Server::start_wrapped(
+        dir.path(),
+        wrapper,
+        vec!["--appendfsync".into(), "always".into()],
+    );
+    let mut blocked = server.raw();
+    blocked.command(&["BLPOP", "jobs", "0"]);
+    wait_for_blocked(&server, 1);
+    let mut pusher = server.raw();
+    let pushed_at = Instant::now();
+    pusher.command(&["RPUSH", "jobs", "x"]);
+    assert_eq!(
+        blocked.read_reply_string(),
+        "*2\r\n$4\r\njobs\r\n$1\r\nx\r\n"
+    );
+    let served_after = pushed_at.elapsed();
+    assert!(
+        served_after >= SYNC_DELAY - SYNC_DELAY_SLACK,
+        "the served pop was answered after {served_after:?}, before its fsync ({SYNC_DELAY:?}) could have returned"
+    );
+    assert_eq!(pusher.read_reply_string(), ":1\r\n");
 }
