@@ -406,6 +406,14 @@ pub const THROTTLE_PERIOD_S_MAX: i64 = 100 * 365 * 86_400;
 /// A stored theoretical arrival time is at most now + tolerance, so it always fits a u64 of nanoseconds.
 pub const THROTTLE_TOLERANCE_S_MAX: i64 = 100 * 365 * 86_400;
 
+/// The size up to which a list's listpack encoding (as Redis would lay it out) lets `OBJECT ENCODING`
+/// answer `listpack`, past which `quicklist`: Redis's default `list-max-listpack-size -2`, 8 KiB per node.
+pub const LIST_LISTPACK_BYTES_MAX: usize = 8 * 1024;
+
+/// Blocked clients (BLPOP and the other blocking commands) timed out per loop iteration; the rest time out
+/// on the next one, within a millisecond.
+pub const BLOCKED_TIMEOUTS_PER_ITERATION_MAX: usize = 1024;
+
 const _: () = assert!(LIKES_PER_POST_MAX < (1 << 31));
 const _: () = assert!(LIKES_INDEX_CHUNK_ENTRIES_MAX >= 4);
 const _: () = assert!(

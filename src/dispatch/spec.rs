@@ -61,6 +61,9 @@ pub const NOT_IN_MULTI: u32 = 1 << 5;
 /// Written to the log by the server itself and run only by replay; clients get "unknown command" and
 /// COMMAND does not list it.
 pub const INTERNAL: u32 = 1 << 6;
+/// May wait for a key to be written (BLPOP and the like): run straight from a client, a call that finds
+/// nothing to do parks the client (`server::blocking`); inside MULTI it answers at once.
+pub const BLOCKING: u32 = 1 << 7;
 
 /// How many arguments a call may have, the command's name included. A call outside the range is refused
 /// with Redis's "wrong number of arguments" before its handler runs.
@@ -135,6 +138,18 @@ pub const KEY_VALUE_PAIRS: KeySpec = KeySpec {
     last: -1,
     step: 2,
 };
+/// The first two arguments (LMOVE's source and destination).
+pub const FIRST_TWO_KEYS: KeySpec = KeySpec {
+    first: 1,
+    last: 2,
+    step: 1,
+};
+/// Every argument but the command's name and the last (BLPOP's keys before its timeout).
+pub const KEYS_BEFORE_LAST: KeySpec = KeySpec {
+    first: 1,
+    last: -2,
+    step: 1,
+};
 pub const KEYS_AFTER_FIRST: KeySpec = KeySpec {
     first: 2,
     last: -1,
@@ -195,6 +210,9 @@ impl CommandSpec {
         }
         if self.flags & NOT_IN_MULTI != 0 {
             names.push("no_multi");
+        }
+        if self.flags & BLOCKING != 0 {
+            names.push("blocking");
         }
         names.push("fast");
         names

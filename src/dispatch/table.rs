@@ -4,7 +4,7 @@
 use super::spec::Handler::{Server, Store};
 use super::spec::ServerCommand::*;
 use super::spec::*;
-use crate::store::{coupon, keys, likes, object, queue, sets, stock, strings, throttle};
+use crate::store::{coupon, keys, likes, lists, object, queue, sets, stock, strings, throttle};
 
 #[rustfmt::skip]
 pub static COMMANDS: &[CommandSpec] = &[
@@ -74,6 +74,29 @@ pub static COMMANDS: &[CommandSpec] = &[
     CommandSpec { name: "sscan", arity: Arity::at_least(3), flags: READONLY, keys: FIRST_KEY, handler: Store(sets::commands::sscan), group: "set", summary: "Iterates the members." },
     CommandSpec { name: "spop", arity: Arity::at_least(2), flags: WRITE, keys: FIRST_KEY, handler: Store(sets::commands::spop), group: "set", summary: "Removes and returns random members." },
     CommandSpec { name: "srandmember", arity: Arity::at_least(2), flags: READONLY, keys: FIRST_KEY, handler: Store(sets::commands::srandmember), group: "set", summary: "Returns random members." },
+    // Lists.
+    CommandSpec { name: "lpush", arity: Arity::at_least(3), flags: WRITE, keys: FIRST_KEY, handler: Store(lists::commands::lpush), group: "list", summary: "Prepends elements to a list." },
+    CommandSpec { name: "rpush", arity: Arity::at_least(3), flags: WRITE, keys: FIRST_KEY, handler: Store(lists::commands::rpush), group: "list", summary: "Appends elements to a list." },
+    CommandSpec { name: "lpushx", arity: Arity::at_least(3), flags: WRITE, keys: FIRST_KEY, handler: Store(lists::commands::lpushx), group: "list", summary: "Prepends elements to a list only if it exists." },
+    CommandSpec { name: "rpushx", arity: Arity::at_least(3), flags: WRITE, keys: FIRST_KEY, handler: Store(lists::commands::rpushx), group: "list", summary: "Appends elements to a list only if it exists." },
+    CommandSpec { name: "lpop", arity: Arity::between(2, 3), flags: WRITE, keys: FIRST_KEY, handler: Store(lists::commands::lpop), group: "list", summary: "Removes and returns the first elements of a list." },
+    CommandSpec { name: "rpop", arity: Arity::between(2, 3), flags: WRITE, keys: FIRST_KEY, handler: Store(lists::commands::rpop), group: "list", summary: "Removes and returns the last elements of a list." },
+    CommandSpec { name: "llen", arity: Arity::exactly(2), flags: READONLY, keys: FIRST_KEY, handler: Store(lists::commands::llen), group: "list", summary: "Returns the length of a list." },
+    CommandSpec { name: "lrange", arity: Arity::exactly(4), flags: READONLY, keys: FIRST_KEY, handler: Store(lists::commands::lrange), group: "list", summary: "Returns a range of elements." },
+    CommandSpec { name: "lindex", arity: Arity::exactly(3), flags: READONLY, keys: FIRST_KEY, handler: Store(lists::commands::lindex), group: "list", summary: "Returns the element at an index." },
+    CommandSpec { name: "lset", arity: Arity::exactly(4), flags: WRITE, keys: FIRST_KEY, handler: Store(lists::commands::lset), group: "list", summary: "Sets the element at an index." },
+    CommandSpec { name: "linsert", arity: Arity::exactly(5), flags: WRITE, keys: FIRST_KEY, handler: Store(lists::commands::linsert), group: "list", summary: "Inserts an element before or after another." },
+    CommandSpec { name: "lrem", arity: Arity::exactly(4), flags: WRITE, keys: FIRST_KEY, handler: Store(lists::commands::lrem), group: "list", summary: "Removes occurrences of an element." },
+    CommandSpec { name: "ltrim", arity: Arity::exactly(4), flags: WRITE, keys: FIRST_KEY, handler: Store(lists::commands::ltrim), group: "list", summary: "Keeps only a range of elements." },
+    CommandSpec { name: "lpos", arity: Arity::at_least(3), flags: READONLY, keys: FIRST_KEY, handler: Store(lists::commands::lpos), group: "list", summary: "Returns the positions of matching elements." },
+    CommandSpec { name: "lmove", arity: Arity::exactly(5), flags: WRITE, keys: FIRST_TWO_KEYS, handler: Store(lists::commands::lmove), group: "list", summary: "Pops an element from one list and pushes it onto another." },
+    CommandSpec { name: "rpoplpush", arity: Arity::exactly(3), flags: WRITE, keys: FIRST_TWO_KEYS, handler: Store(lists::commands::rpoplpush), group: "list", summary: "Pops the last element of a list and prepends it to another." },
+    CommandSpec { name: "lmpop", arity: Arity::at_least(4), flags: WRITE, keys: NO_KEYS, handler: Store(lists::commands::lmpop), group: "list", summary: "Pops elements from the first non-empty list." },
+    CommandSpec { name: "blpop", arity: Arity::at_least(3), flags: WRITE | BLOCKING, keys: KEYS_BEFORE_LAST, handler: Store(lists::commands::blpop), group: "list", summary: "Pops the first element of the first non-empty list, or waits for one." },
+    CommandSpec { name: "brpop", arity: Arity::at_least(3), flags: WRITE | BLOCKING, keys: KEYS_BEFORE_LAST, handler: Store(lists::commands::brpop), group: "list", summary: "Pops the last element of the first non-empty list, or waits for one." },
+    CommandSpec { name: "blmove", arity: Arity::exactly(6), flags: WRITE | BLOCKING, keys: FIRST_TWO_KEYS, handler: Store(lists::commands::blmove), group: "list", summary: "LMOVE, or waits for the source to have an element." },
+    CommandSpec { name: "brpoplpush", arity: Arity::exactly(4), flags: WRITE | BLOCKING, keys: FIRST_TWO_KEYS, handler: Store(lists::commands::brpoplpush), group: "list", summary: "RPOPLPUSH, or waits for the source to have an element." },
+    CommandSpec { name: "blmpop", arity: Arity::at_least(5), flags: WRITE | BLOCKING, keys: NO_KEYS, handler: Store(lists::commands::blmpop), group: "list", summary: "LMPOP, or waits for one of the lists to have an element." },
     // Coupons.
     CommandSpec { name: "coupon.create", arity: Arity::at_least(3), flags: WRITE, keys: FIRST_KEY, handler: Store(coupon::commands::create), group: "coupon", summary: "Creates a coupon event: total, PERUSER, START and END." },
     CommandSpec { name: "coupon.issue", arity: Arity::at_least(3), flags: WRITE, keys: FIRST_KEY, handler: Store(coupon::commands::issue), group: "coupon", summary: "Issues the next coupon number to a user, at most once per request ID." },

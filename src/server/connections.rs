@@ -90,6 +90,7 @@ impl Server {
     pub(super) fn close(&mut self, slot: usize) {
         if let Some(mut connection) = self.connections.get_mut(slot).and_then(Option::take) {
             self.unwatch_all(&mut connection);
+            self.forget_blocked(slot);
             let _ = self.poll.registry().deregister(&mut connection.stream);
             self.connection_count -= 1;
             self.free_slots.push(slot);
@@ -105,6 +106,10 @@ impl Server {
     /// without waiting for an event: mio is edge-triggered, so no new event would come for bytes already
     /// waiting in the socket.
     pub(super) fn read_and_process(&mut self, slot: usize) {
+        if self.blocking.is_blocked(slot) {
+            self.read_while_blocked(slot);
+            return;
+        }
         if self.commands_this_iteration >= limits::LOOP_COMMANDS_PER_ITERATION_MAX {
             // The iteration's command budget is spent: neither read nor run now (reading would only
             // fill the buffer), but come first in the next iteration (edge-triggered: no event will
@@ -260,12 +265,15 @@ impl Server {
             }
             executed += 1;
             self.commands_this_iteration += 1;
-            if matches!(after, After::Shutdown) {
+            if matches!(after, After::Shutdown | After::Blocked) {
                 break;
             }
         }
         if matches!(after, After::WaitForSnapshot) {
             self.waiting_for_snapshot.push(slot);
+        }
+        if matches!(after, After::Blocked) {
+            self.register_parked(slot);
         }
         connection.read_buffer = buffer;
         connection.compact_read_buffer();

@@ -98,10 +98,11 @@ impl Server {
             "# Clients\r\n\
              connected_clients:{}\r\n\
              maxclients:{}\r\n\
-             blocked_clients:0\r\n\
+             blocked_clients:{}\r\n\
              clients_waiting_for_durability:{}\r\n",
             self.connection_count,
             self.settings.maxclients,
+            self.blocking.count(),
             self.holding.len(),
         );
     }

@@ -24,10 +24,12 @@
 //! - `connections.rs`: the socket side: accepting, reading and decoding requests, writing replies.
 //! - `session.rs`: the commands about the connection itself (HELLO, AUTH, CLIENT, SELECT, RESET...).
 //! - `transaction.rs`: MULTI, EXEC, DISCARD, WATCH, UNWATCH.
+//! - `blocking.rs`: blocked clients (BLPOP and the like): parking, serving when a key is written, deadlines.
 //! - `administration.rs`: SAVE, BGSAVE, BGREWRITEAOF, SHUTDOWN, TIME, LASTSAVE.
 //! - `introspection.rs`: INFO, CONFIG and COMMAND, reading and setting the server's own fields.
 
 mod administration;
+mod blocking;
 mod connections;
 mod introspection;
 mod session;
@@ -127,6 +129,8 @@ pub struct Server {
     /// connections already in the backlog raise no new event; without a retry they would wait for the
     /// next newcomer, however many descriptors had been freed since.
     accept_retry_at: Option<Instant>,
+    /// Clients waiting in a blocking command (BLPOP...), their keys and deadlines.
+    blocking: blocking::Blocking,
 }
 
 /// What the loop does after running a command for a connection.
@@ -136,6 +140,8 @@ enum After {
     /// Not run: it changes a value the snapshot's collection serializer still holds. Stop this connection
     /// here and run the command again later (`dispatch::admission`).
     WaitForSnapshot,
+    /// Parked by a blocking command (`blocking`): run nothing more for this connection until it is served.
+    Blocked,
 }
 
 impl Server {
@@ -206,6 +212,7 @@ impl Server {
             compaction,
             resizes_pending: false,
             accept_retry_at: None,
+            blocking: blocking::Blocking::default(),
         })
     }
 
@@ -295,6 +302,7 @@ impl Server {
                 .store
                 .keyspace
                 .rehash_step(limits::TABLE_REHASH_BUCKETS_PER_ITERATION);
+            self.blocking_step();
             debug_assert!(self.mutations.is_empty(), "no unit is half-recorded here");
             self.compaction
                 .step(&mut self.store, &mut self.journal, self.now_ms);
@@ -329,10 +337,12 @@ impl Server {
             return Some(Duration::ZERO);
         }
         let mut timeout_ms = 1000;
-        // Resizes whose values the snapshot writer holds: retried each millisecond until it lets go.
+        // Work retried each millisecond: a resize or a blocked client's pop whose value the snapshot writer
+        // holds, until it lets go.
         if self.compaction.is_waiting_for_writer()
             || !self.waiting_for_snapshot.is_empty()
             || self.store.keyspace.resizing_count() > 0
+            || self.blocking.has_deferred()
         {
             timeout_ms = 1;
         }
@@ -346,6 +356,7 @@ impl Server {
         let deadlines = [
             self.store.keyspace.next_expiry_ms(),
             self.store.keyspace.next_timer_ms(),
+            self.blocking.next_deadline_ms(),
         ];
         for at in deadlines.into_iter().flatten() {
             timeout_ms = timeout_ms.min(at.saturating_sub(self.now_ms).max(1));
@@ -496,8 +507,12 @@ impl Server {
         };
         self.count_processed(connection);
         let (reply, after) = self.run_command(connection, spec, arguments);
+        if self.park_if_blocking(connection, spec, arguments, &reply) {
+            return After::Blocked;
+        }
         self.commit_mutations();
         self.reply(connection, reply);
+        self.serve_ready_keys();
         after
     }
 
@@ -532,17 +547,19 @@ impl Server {
         arguments: &[&[u8]],
     ) -> (Reply, After) {
         match spec.handler {
-            Handler::Store(handler) => (
-                dispatch::execute(
+            Handler::Store(handler) => {
+                let logged_before = self.mutations.command_count();
+                let reply = dispatch::execute(
                     &mut self.store,
                     spec,
                     handler,
                     arguments,
                     self.now_ms,
                     &mut self.mutations,
-                ),
-                After::Continue,
-            ),
+                );
+                self.note_written_keys(spec, arguments, logged_before);
+                (reply, After::Continue)
+            }
             Handler::Server(which) => self.run_server_command(connection, which, arguments),
         }
     }

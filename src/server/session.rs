@@ -180,6 +180,7 @@ impl Server {
                 }
                 Reply::OK
             }
+            "unblock" if (3..=4).contains(&arguments.len()) => self.client_unblock(arguments),
             "info" if arguments.len() == 2 => {
                 Reply::Verbatim("txt", self.client_line(connection).into())
             }
@@ -197,6 +198,7 @@ impl Server {
                     "GETNAME",
                     "SETNAME <name>",
                     "SETINFO <LIB-NAME|LIB-VER> <value>",
+                    "UNBLOCK <clientid> [TIMEOUT|ERROR]",
                     "INFO",
                     "LIST",
                 ]
@@ -204,7 +206,7 @@ impl Server {
                 .map(|line| Reply::Status((*line).into()))
                 .collect(),
             ),
-            "id" | "getname" | "setname" | "setinfo" | "info" | "list" => arity_error(),
+            "id" | "getname" | "setname" | "setinfo" | "info" | "list" | "unblock" => arity_error(),
             _ => Reply::error(format!(
                 "ERR unknown subcommand '{}'. Try CLIENT HELP.",
                 String::from_utf8_lossy(arguments[1])
@@ -225,7 +227,7 @@ impl Server {
             String::from_utf8_lossy(&connection.name),
             self.now_ms.saturating_sub(connection.created_at_ms) / 1000,
             self.now_ms.saturating_sub(connection.last_command_at_ms) / 1000,
-            if connection.transaction.is_some() { "x" } else { "N" },
+            client_flags(connection, self.blocking.is_client_blocked(connection.id)),
             connection.transaction.as_ref().map_or(-1, |queued| queued.len() as i64),
             connection.unprocessed_bytes(),
             // While a connection's own command runs, `process` has lent its request buffer out (the
@@ -239,6 +241,15 @@ impl Server {
             String::from_utf8_lossy(&connection.library_name),
             String::from_utf8_lossy(&connection.library_version),
         )
+    }
+}
+
+/// CLIENT LIST's flags: `x` inside MULTI, `b` while blocked, else `N`.
+fn client_flags(connection: &Connection, blocked: bool) -> &'static str {
+    match (connection.transaction.is_some(), blocked) {
+        (true, _) => "x",
+        (false, true) => "b",
+        (false, false) => "N",
     }
 }
 

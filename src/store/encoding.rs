@@ -18,7 +18,7 @@
 //! live one level up (`aof::snapshot`); what reaches `decode` has passed them, so an error here means an
 //! incompatible build or a bug, and start-up refuses with the message.
 
-use super::{coupon, likes, queue, sets, stock, strings, throttle, Shared, Value};
+use super::{coupon, likes, lists, queue, sets, stock, strings, throttle, Shared, Value};
 
 /// The type tag of each value in a snapshot entry.
 pub const TAG_STRING: u8 = 1;
@@ -28,6 +28,7 @@ pub const TAG_STOCK: u8 = 4;
 pub const TAG_LIKES: u8 = 5;
 pub const TAG_QUEUE: u8 = 6;
 pub const TAG_THROTTLE: u8 = 7;
+pub const TAG_LIST: u8 = 8;
 
 pub fn put_u8(out: &mut Vec<u8>, value: u8) {
     out.push(value);
@@ -274,6 +275,10 @@ pub fn encode_value(value: &Value, out: &mut Vec<u8>) -> u8 {
             throttle.encode(out);
             TAG_THROTTLE
         }
+        Value::List(list) => {
+            lists::codec::encode(list, out);
+            TAG_LIST
+        }
     }
 }
 
@@ -313,6 +318,7 @@ fn decode_value_unchecked(
         TAG_LIKES => Value::Likes(Shared::new(likes::Likes::decode(&mut reader)?)),
         TAG_QUEUE => Value::Queue(Shared::new(queue::WaitingRoom::decode(&mut reader)?)),
         TAG_THROTTLE => Value::Throttle(throttle::Throttle::decode(&mut reader)?),
+        TAG_LIST => Value::List(lists::codec::decode(&mut reader)?),
         _ => return Err(format!("unknown value type tag {tag}")),
     };
     reader.finish()?;
@@ -327,6 +333,7 @@ pub fn value_deadline_ms(value: &Value) -> Option<u64> {
         Value::Queue(room) => room.next_deadline_ms(),
         Value::Throttle(throttle) => Some(throttle.stale_at_ms()),
         Value::String(_) | Value::Set(_) | Value::Coupon(_) | Value::Likes(_) => None,
+        Value::List(_) => None,
     }
 }
 

@@ -28,6 +28,7 @@ pub mod idempotency;
 pub mod keys;
 pub mod keyspace;
 pub mod likes;
+pub mod lists;
 #[cfg(test)]
 pub mod live_store;
 pub mod object;
@@ -40,6 +41,7 @@ pub mod table;
 pub mod throttle;
 
 pub use keyspace::{Entry, Key, Keyspace};
+pub use lists::ListValue;
 pub use sets::{SetEncodingLimits, SetValue};
 pub use shared::Shared;
 
@@ -62,6 +64,8 @@ pub enum Value {
     Queue(Shared<queue::WaitingRoom>),
     /// Not boxed: a limiter is one 8-byte number, no bigger than the box pointer.
     Throttle(throttle::Throttle),
+    /// Boxed like the other collections (see `Set`).
+    List(Shared<ListValue>),
 }
 
 /// A key's entry is most of the keyspace's memory: keep every value, strings included, at 32 bytes.
@@ -79,6 +83,7 @@ impl Value {
             Value::Stock(stock) => Some(Value::Stock(stock.share())),
             Value::Likes(likes) => Some(Value::Likes(likes.share())),
             Value::Queue(room) => Some(Value::Queue(room.share())),
+            Value::List(list) => Some(Value::List(list.share())),
         }
     }
 
@@ -91,6 +96,7 @@ impl Value {
             Value::Stock(stock) => stock.is_shared(),
             Value::Likes(likes) => likes.is_shared(),
             Value::Queue(room) => room.is_shared(),
+            Value::List(list) => list.is_shared(),
         }
     }
 
@@ -103,6 +109,7 @@ impl Value {
             Value::Stock(stock) => stock.open_reservation_count() as u64,
             Value::Likes(likes) => likes.count(),
             Value::Queue(room) => room.known_user_count() as u64,
+            Value::List(list) => list.len() as u64,
         }
     }
 
@@ -151,6 +158,7 @@ impl Value {
             Value::Likes(_) => likes::TYPE_NAME,
             Value::Queue(_) => queue::TYPE_NAME,
             Value::Throttle(_) => throttle::TYPE_NAME,
+            Value::List(_) => lists::TYPE_NAME,
         }
     }
 
@@ -165,6 +173,7 @@ impl Value {
             Value::Likes(likes) => likes.check_invariants(),
             Value::Queue(room) => room.check_invariants(),
             Value::Throttle(throttle) => throttle.check_invariants(),
+            Value::List(list) => lists::check_invariants(list),
         }
     }
 }
@@ -210,6 +219,7 @@ pub fn fire_due_timers(
             Value::String(_) | Value::Set(_) | Value::Coupon(_) | Value::Likes(_) => {
                 Fired::Next(None)
             }
+            Value::List(_) => Fired::Next(None),
         };
         match fired {
             Fired::Next(next_deadline_ms) => store.keyspace.set_timer(key, next_deadline_ms),

@@ -36,6 +36,10 @@ pub fn own_set(client: usize) -> String {
     format!("crash:set:{client}")
 }
 
+pub fn own_list(client: usize) -> String {
+    format!("crash:list:{client}")
+}
+
 pub fn coupon_event(cycle: u64) -> String {
     format!("crash:coupon:{cycle}")
 }
@@ -53,22 +57,54 @@ pub struct Parts {
     pub stock: bool,
     pub likes: bool,
     pub queue: bool,
+    pub lists: bool,
 }
 
 /// One call, typed by what the checker needs to know about it.
 #[derive(Clone, Debug)]
 pub enum Operation {
-    IncrementOwn { delta: i64 },
-    IncrementShared { delta: i64 },
-    SetAdd { member: u64 },
-    SetRemove { member: u64 },
-    CouponIssue { event: String, user: String },
-    StockTake { quantity: i64 },
-    StockReserve { quantity: i64 },
-    StockConfirm { reservation: i64, quantity: i64 },
-    StockRelease { reservation: i64 },
-    LikeAdd { post: usize, user: String },
-    QueueJoin { user: String },
+    IncrementOwn {
+        delta: i64,
+    },
+    IncrementShared {
+        delta: i64,
+    },
+    SetAdd {
+        member: u64,
+    },
+    SetRemove {
+        member: u64,
+    },
+    CouponIssue {
+        event: String,
+        user: String,
+    },
+    StockTake {
+        quantity: i64,
+    },
+    StockReserve {
+        quantity: i64,
+    },
+    StockConfirm {
+        reservation: i64,
+        quantity: i64,
+    },
+    StockRelease {
+        reservation: i64,
+    },
+    LikeAdd {
+        post: usize,
+        user: String,
+    },
+    QueueJoin {
+        user: String,
+    },
+    /// RPUSH of a value no other call pushes.
+    ListPush {
+        value: String,
+    },
+    /// LPOP.
+    ListPop,
 }
 
 #[derive(Clone, Debug)]
@@ -135,6 +171,9 @@ pub fn run_client(
     }
     if parts.queue {
         kinds.push(9);
+    }
+    if parts.lists {
+        kinds.extend([10, 10, 11]);
     }
     if kinds.is_empty() {
         return history;
@@ -225,6 +264,19 @@ pub fn run_client(
                     crate::command!["LIKE.ADD", post(post_index), user],
                 )
             }
+            10 => {
+                let value = next_user("v");
+                (
+                    Operation::ListPush {
+                        value: value.clone(),
+                    },
+                    crate::command!["RPUSH", own_list(client), value],
+                )
+            }
+            11 => (
+                Operation::ListPop,
+                crate::command!["LPOP", own_list(client)],
+            ),
             _ => {
                 let user = next_user("q");
                 (

@@ -97,6 +97,9 @@ struct Options {
     /// Leave out QUEUE.JOIN (also skipped by itself when the server answers `ERR unknown command`).
     #[arg(long)]
     no_queue: bool,
+    /// Leave out RPUSH/LPOP on lists.
+    #[arg(long)]
+    no_lists: bool,
 
     /// Extra argument for the server (repeatable), e.g. --server-arg=--appendfsync --server-arg=always.
     #[arg(long = "server-arg", allow_hyphen_values = true)]
@@ -202,6 +205,7 @@ fn run(options: &Options, seed: u64, dir: &std::path::Path) -> Result<Summary, S
         stock: !options.no_stock,
         likes: !options.no_likes,
         queue: !options.no_queue,
+        lists: !options.no_lists,
     };
     {
         let mut probe = Connection::open("127.0.0.1", server.port)?;

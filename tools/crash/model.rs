@@ -17,14 +17,16 @@
 //!   is answered the same again;
 //! - likes: every acknowledged like is there (adding it again says `added = 0`); the count is between
 //!   the acknowledged and attempted likes;
-//! - queue: every acknowledged join still has a position.
+//! - queue: every acknowledged join still has a position;
+//! - own lists: every acknowledged LPOP answered the head the model expected, and the list is exactly
+//!   what the acknowledged RPUSH and LPOP calls leave, with or without the one unknown call.
 
 use crate::load::{
-    coupon_event, own_counter, own_set, post, Call, ClientHistory, Operation, Outcome, Parts, ROOM,
-    SET_MEMBERS_COUNT, SHARED_COUNTER, SKU,
+    coupon_event, own_counter, own_list, own_set, post, Call, ClientHistory, Operation, Outcome,
+    Parts, ROOM, SET_MEMBERS_COUNT, SHARED_COUNTER, SKU,
 };
 use crate::resp::{Connection, Value};
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 /// What is known of one set member.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,6 +57,8 @@ pub struct Model {
     stock_supplied: i64,
     stock_sold: i64,
     like_counts: Vec<i64>,
+    /// Each client's list as last checked, head first.
+    own_lists: BTreeMap<usize, VecDeque<String>>,
     /// Acknowledged operations checked against the server, over the whole run.
     pub acknowledged_checked: u64,
     /// Calls whose outcome the kill made unknown, settled by the check after the restart.
@@ -121,6 +125,9 @@ impl Model {
                 })
                 .collect(),
             like_counts: vec![0; crate::load::POSTS_COUNT],
+            own_lists: (0..clients)
+                .map(|client| (client, VecDeque::new()))
+                .collect(),
             ..Model::default()
         }
     }
@@ -183,6 +190,9 @@ impl Model {
         }
         if parts.queue {
             results.push(self.check_queue(connection, cycle, &mut violations));
+        }
+        if parts.lists {
+            results.push(self.check_lists(connection, cycle, &mut violations));
         }
         for result in results {
             match result {
@@ -318,6 +328,77 @@ impl Model {
                 }
                 presence[member] = Presence::Known(*is_present);
             }
+        }
+        Ok(())
+    }
+
+    fn check_lists(
+        &mut self,
+        connection: &mut Connection,
+        cycle: &Cycle,
+        violations: &mut Vec<String>,
+    ) -> Result<(), Stop> {
+        for history in cycle.histories {
+            let client = history.client;
+            let list = self.own_lists.get_mut(&client).expect("a list per client");
+            let mut unknown = None;
+            for call in &history.calls {
+                if !matches!(
+                    call.operation,
+                    Operation::ListPush { .. } | Operation::ListPop
+                ) {
+                    continue;
+                }
+                match &call.outcome {
+                    Outcome::Failed(_) => {}
+                    Outcome::Unknown => unknown = Some(call.operation.clone()),
+                    Outcome::Acknowledged(reply) => {
+                        self.acknowledged_checked += 1;
+                        match &call.operation {
+                            Operation::ListPush { value } => list.push_back(value.clone()),
+                            _ => {
+                                let popped = list.pop_front();
+                                if reply.text() != popped {
+                                    violations.push(format!(
+                                        "cycle {}: LPOP {} answered {:?} where the head was {popped:?}",
+                                        cycle.number,
+                                        own_list(client),
+                                        reply.text()
+                                    ));
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            let mut with_unknown = list.clone();
+            match unknown {
+                Some(Operation::ListPush { value }) => with_unknown.push_back(value),
+                Some(_) => {
+                    with_unknown.pop_front();
+                }
+                None => {}
+            }
+            let observed: VecDeque<String> = call(
+                connection,
+                crate::command!["LRANGE", own_list(client), 0, -1],
+            )?
+            .array()
+            .unwrap_or(&[])
+            .iter()
+            .map(|element| element.text().unwrap_or_default())
+            .collect();
+            if observed != *list && observed != with_unknown {
+                violations.push(format!(
+                    "cycle {}: {} holds {} elements, not the {} acknowledged (or {} with the unknown call)",
+                    cycle.number,
+                    own_list(client),
+                    observed.len(),
+                    list.len(),
+                    with_unknown.len()
+                ));
+            }
+            *list = observed;
         }
         Ok(())
     }
