@@ -45,6 +45,9 @@ pub mod codec;
 pub mod commands;
 mod index;
 mod order_log;
+mod packed;
+
+use packed::{PackedU32s, PagedLog};
 
 use crate::limits::{
     LIKES_INDEX_CHUNK_ENTRIES_MAX, LIKES_INDEX_SAMPLED_LIKES_MIN, LIKES_INDEX_SAMPLES_PER_CHUNK,
@@ -162,9 +165,9 @@ struct SideTables {
 #[derive(Clone, Debug)]
 pub struct Likes {
     /// Sequence numbers sorted by user id; chunks are never empty.
-    index_chunks: Vec<Vec<u32>>,
+    index_chunks: Vec<PackedU32s>,
     /// Slot values (or tombstones) in sequence order, for the sequence numbers whose bit is set.
-    log_entries: Vec<u32>,
+    log_entries: PagedLog,
     log_blocks: Vec<LogBlock>,
     /// The sequence number of bit 0 of `log_blocks[0]`.
     sequence_base: u32,
@@ -203,7 +206,7 @@ impl Likes {
     pub fn new() -> Self {
         Likes {
             index_chunks: Vec::new(),
-            log_entries: Vec::new(),
+            log_entries: PagedLog::new(),
             log_blocks: Vec::new(),
             sequence_base: SEQUENCE_FIRST,
             sequence_next: SEQUENCE_FIRST,
@@ -257,7 +260,8 @@ impl Likes {
         let entry = self
             .log_position(sequence)
             .expect("an indexed sequence number has a log entry");
-        let slot = std::mem::replace(&mut self.log_entries[entry], TOMBSTONE_SLOT);
+        let slot = self.log_entries.get(entry);
+        self.log_entries.set(entry, TOMBSTONE_SLOT);
         if slot & TEXT_SLOT_FLAG != 0 {
             self.text_remove(slot & !TEXT_SLOT_FLAG);
         }
@@ -315,19 +319,20 @@ impl Likes {
 
     /// Heap and inline bytes this post holds, from capacities (allocator rounding excluded).
     pub fn approximate_memory_bytes(&self) -> usize {
+        self.memory_parts().iter().map(|(_, bytes)| bytes).sum()
+    }
+
+    /// [`Likes::approximate_memory_bytes`] by part, for `examples/likes_memory.rs`: where a post's bytes go.
+    pub fn memory_parts(&self) -> [(&'static str, usize); 7] {
         use std::mem::size_of;
-        let index = self.index_chunks.capacity() * size_of::<Vec<u32>>()
-            + self
-                .index_chunks
-                .iter()
-                .map(|chunk| chunk.capacity() * size_of::<u32>())
-                .sum::<usize>();
-        let log = self.log_entries.capacity() * size_of::<u32>()
-            + self.log_blocks.capacity() * size_of::<LogBlock>();
-        let side_tables = self
-            .side_tables
-            .as_ref()
-            .map_or(0, |_| size_of::<SideTables>());
+        let index_entries = self
+            .index_chunks
+            .iter()
+            .map(PackedU32s::heap_bytes)
+            .sum::<usize>();
+        let index_headers = self.index_chunks.capacity() * size_of::<PackedU32s>();
+        let log_entries = self.log_entries.heap_bytes();
+        let log_blocks = self.log_blocks.capacity() * size_of::<LogBlock>();
         let texts = self.texts().map_or(0, |texts| {
             texts.by_slot.capacity() * size_of::<Option<Box<[u8]>>>()
                 + texts
@@ -338,19 +343,31 @@ impl Likes {
                     .sum::<usize>()
                 + texts.free_slots.capacity() * size_of::<u32>()
         });
+        let side_tables = self
+            .side_tables
+            .as_ref()
+            .map_or(0, |_| size_of::<SideTables>());
         let samples = self.samples().map_or(0, |samples| {
             size_of::<IndexSamples>()
                 + samples.chunk_first_slots.capacity() * size_of::<u32>()
                 + samples.slots.capacity() * size_of::<u32>()
                 + samples.positions.capacity() * size_of::<u16>()
         });
-        size_of::<Self>() + index + log + side_tables + texts + samples
+        [
+            ("post (the struct itself)", size_of::<Self>()),
+            ("index entries", index_entries),
+            ("index chunk headers", index_headers),
+            ("order log entries", log_entries),
+            ("order log blocks", log_blocks),
+            ("text table", texts + side_tables),
+            ("index samples", samples),
+        ]
     }
 
     /// Asserts every structural invariant; O(n log n). In tests, and in debug builds after a snapshot load
     /// and after replay (`Value::check_invariants`).
     pub fn check_invariants(&self) {
-        let indexed: usize = self.index_chunks.iter().map(Vec::len).sum();
+        let indexed: usize = self.index_chunks.iter().map(PackedU32s::len).sum();
         assert_eq!(
             indexed, self.like_count as usize,
             "the count is the size of the index"
@@ -392,7 +409,7 @@ impl Likes {
         let texts_logged = self
             .log_entries
             .iter()
-            .filter(|&&slot| slot != TOMBSTONE_SLOT && slot & TEXT_SLOT_FLAG != 0)
+            .filter(|&slot| slot != TOMBSTONE_SLOT && slot & TEXT_SLOT_FLAG != 0)
             .count();
         assert_eq!(texts_live, texts_logged);
 
@@ -419,7 +436,7 @@ impl Likes {
                 for (chunk, entries) in self.index_chunks.iter().enumerate() {
                     assert_eq!(
                         samples.chunk_first_slots[chunk],
-                        self.sequence_slot(entries[0]),
+                        self.sequence_slot(entries.get(0)),
                         "the first slot of chunk {chunk}"
                     );
                     let group = chunk * LIKES_INDEX_SAMPLES_PER_CHUNK
@@ -427,9 +444,11 @@ impl Likes {
                     let positions = &samples.positions[group.clone()];
                     assert!(positions.windows(2).all(|pair| pair[0] <= pair[1]));
                     for (&slot, &position) in samples.slots[group].iter().zip(positions) {
-                        let entry = *entries
-                            .get(usize::from(position))
-                            .expect("a sample inside its chunk");
+                        assert!(
+                            usize::from(position) < entries.len(),
+                            "a sample inside its chunk"
+                        );
+                        let entry = entries.get(usize::from(position));
                         assert_eq!(slot, self.sequence_slot(entry), "a sample is exact");
                     }
                 }

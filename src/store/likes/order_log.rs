@@ -2,6 +2,7 @@
 //! bitmap, with tombstones for removed likes until a compaction; and the text table of user ids that are
 //! not canonical integers.
 
+use super::packed::PagedLog;
 use super::{
     reserve_gently, shrink_gently, Likes, LogBlock, TextUserIds, UserKey, LOG_BLOCK_SEQUENCES,
     SEQUENCE_EXHAUSTED, SEQUENCE_FIRST, SMALL_GROWTH_MIN, TEXT_SLOT_FLAG, TOMBSTONE_SLOT,
@@ -26,8 +27,7 @@ impl Likes {
             "appends go to the last block"
         );
         self.log_blocks[block].present |= 1 << (offset % LOG_BLOCK_SEQUENCES);
-        reserve_gently(&mut self.log_entries, SMALL_GROWTH_MIN);
-        self.log_entries.push(slot);
+        self.log_entries.push(slot, SMALL_GROWTH_MIN);
         self.sequence_next += 1;
         sequence
     }
@@ -68,8 +68,9 @@ impl Likes {
                 let bit = u64::BITS - 1 - present.leading_zeros();
                 present &= !(1u64 << bit);
                 let below_bit = block.present & ((1u64 << bit) - 1);
-                let slot = self.log_entries
-                    [block.entries_before as usize + below_bit.count_ones() as usize];
+                let slot = self
+                    .log_entries
+                    .get(block.entries_before as usize + below_bit.count_ones() as usize);
                 if slot != TOMBSTONE_SLOT {
                     let sequence =
                         self.sequence_base + block_number as u32 * LOG_BLOCK_SEQUENCES + bit;
@@ -89,7 +90,8 @@ impl Likes {
     /// Drops every tombstone, keeping every live like's sequence number; drops leading empty blocks.
     pub(super) fn log_compact(&mut self) {
         let live = self.like_count as usize;
-        let mut entries = Vec::with_capacity(live + live / 8);
+        let old_entries = self.log_entries.to_vec();
+        let mut entries = Vec::with_capacity(live);
         let mut read = 0;
         for block in &mut self.log_blocks {
             let mut kept = 0u64;
@@ -98,7 +100,7 @@ impl Likes {
             while present != 0 {
                 let bit = present.trailing_zeros();
                 present &= present - 1;
-                let slot = self.log_entries[read];
+                let slot = old_entries[read];
                 read += 1;
                 if slot != TOMBSTONE_SLOT {
                     kept |= 1 << bit;
@@ -107,9 +109,9 @@ impl Likes {
             }
             block.present = kept;
         }
-        assert_eq!(read, self.log_entries.len());
+        assert_eq!(read, old_entries.len());
         assert_eq!(entries.len(), live);
-        self.log_entries = entries;
+        self.log_entries = PagedLog::from_values(&entries);
         self.tombstone_count = 0;
         // The last block stays even when empty: it is where the next append goes.
         let empty_leading = self
@@ -131,11 +133,11 @@ impl Likes {
         self.log_compact();
         for chunk in 0..self.index_chunks.len() {
             for position in 0..self.index_chunks[chunk].len() {
-                let sequence = self.index_chunks[chunk][position];
+                let sequence = self.index_chunks[chunk].get(position);
                 let entry = self
                     .log_position(sequence)
                     .expect("an indexed sequence number has a log entry");
-                self.index_chunks[chunk][position] = SEQUENCE_FIRST + entry as u32;
+                self.index_chunks[chunk].set(position, SEQUENCE_FIRST + entry as u32);
             }
         }
         let live = self.log_entries.len() as u32;
@@ -164,7 +166,7 @@ impl Likes {
         let entry = self
             .log_position(sequence)
             .expect("an indexed sequence number has a log entry");
-        let slot = self.log_entries[entry];
+        let slot = self.log_entries.get(entry);
         debug_assert_ne!(slot, TOMBSTONE_SLOT);
         slot
     }

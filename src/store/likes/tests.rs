@@ -591,17 +591,19 @@ fn a_decoded_post_whose_parts_do_not_fit_together_is_refused_not_a_panic() {
     assert!(decode_after(&|_| {}).is_ok(), "undamaged, it loads");
     let refusals: [(&str, &Damage); 5] = [
         ("an indexed like without a log entry", &|likes| {
-            likes.index_chunks[0][0] = likes.sequence_next - 1 + 1_000
+            likes.index_chunks[0].set(0, likes.sequence_next - 1 + 1_000)
         }),
         ("the index is not sorted by user", &|likes| {
-            likes.index_chunks[1].swap(0, 1)
+            let (first, second) = (likes.index_chunks[1].get(0), likes.index_chunks[1].get(1));
+            likes.index_chunks[1].set(0, second);
+            likes.index_chunks[1].set(1, first);
         }),
         ("an indexed like without a user", &|likes| {
             let last = likes.log_entries.len() - 1;
-            likes.log_entries[last] = TEXT_SLOT_FLAG | 77;
+            likes.log_entries.set(last, TEXT_SLOT_FLAG | 77);
         }),
         ("tombstone count", &|likes| {
-            likes.log_entries[5] = TOMBSTONE_SLOT
+            likes.log_entries.set(5, TOMBSTONE_SLOT)
         }),
         ("log block offsets", &|likes| {
             likes.log_blocks[3].entries_before += 1
