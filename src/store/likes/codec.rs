@@ -1,6 +1,6 @@
 //! A post's snapshot encoding (conventions in `store::encoding`).
 
-use super::packed::{PackedU32s, PagedLog};
+use super::packed::{OneOrMany, PackedU32s, PagedLog};
 use super::{
     Likes, LogBlock, SideTables, TextUserIds, UserKey, LOG_BLOCK_SEQUENCES, TEXT_SLOT_FLAG,
     TOMBSTONE_SLOT,
@@ -13,12 +13,12 @@ impl Likes {
     /// so a decoded post answers LIKE.LIST cursors handed out before the snapshot exactly as before.
     pub fn encode(&self, out: &mut Vec<u8>) {
         put_count(out, self.index_chunks.len());
-        for chunk in &self.index_chunks {
+        for chunk in self.index_chunks.iter() {
             put_u32s(out, &chunk.to_vec());
         }
         put_u32s(out, &self.log_entries.to_vec());
         put_count(out, self.log_blocks.len());
-        for block in &self.log_blocks {
+        for block in self.log_blocks.iter() {
             put_u64(out, block.present);
             put_u32(out, block.entries_before);
         }
@@ -47,7 +47,7 @@ impl Likes {
 
     pub fn decode(reader: &mut Reader) -> Result<Likes, String> {
         let chunk_count = reader.count(8)?;
-        let mut index_chunks = Vec::with_capacity(chunk_count);
+        let mut index_chunks = OneOrMany::default();
         for _ in 0..chunk_count {
             let chunk = reader.u32s()?;
             if chunk.is_empty() || chunk.len() > LIKES_INDEX_CHUNK_ENTRIES_MAX {
@@ -103,7 +103,7 @@ impl Likes {
         let mut likes = Likes {
             index_chunks,
             log_entries,
-            log_blocks,
+            log_blocks: OneOrMany::from_vec(log_blocks),
             sequence_base,
             sequence_next,
             like_count,
@@ -137,7 +137,7 @@ impl Likes {
             return damaged("log block count");
         }
         let mut entries_before = 0u32;
-        for block in &self.log_blocks {
+        for block in self.log_blocks.iter() {
             if block.entries_before != entries_before {
                 return damaged("log block offsets");
             }

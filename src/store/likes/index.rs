@@ -108,7 +108,6 @@ impl Likes {
     /// Inserts `sequence`, whose like holds `slot`, at `position` of `chunk`.
     pub(super) fn index_insert(&mut self, chunk: usize, position: usize, sequence: u32, slot: u32) {
         if self.index_chunks.is_empty() {
-            reserve_gently(&mut self.index_chunks, 1);
             self.index_chunks.push(PackedU32s::new());
         }
         let entries = &mut self.index_chunks[chunk];
@@ -118,7 +117,6 @@ impl Likes {
             // Each half keeps an eighth of spare room, as a chunk growing by itself would.
             let half = entries.len() / 2;
             let upper = entries.split_off(half, half / 8);
-            reserve_gently(&mut self.index_chunks, 1);
             self.index_chunks.insert(chunk + 1, upper);
         }
         self.like_count += 1;

@@ -47,7 +47,7 @@ mod index;
 mod order_log;
 mod packed;
 
-use packed::{PackedU32s, PagedLog};
+use packed::{OneOrMany, PackedU32s, PagedLog};
 
 use crate::limits::{
     LIKES_INDEX_CHUNK_ENTRIES_MAX, LIKES_INDEX_SAMPLED_LIKES_MIN, LIKES_INDEX_SAMPLES_PER_CHUNK,
@@ -165,10 +165,10 @@ struct SideTables {
 #[derive(Clone, Debug)]
 pub struct Likes {
     /// Sequence numbers sorted by user id; chunks are never empty.
-    index_chunks: Vec<PackedU32s>,
+    index_chunks: OneOrMany<PackedU32s>,
     /// Slot values (or tombstones) in sequence order, for the sequence numbers whose bit is set.
     log_entries: PagedLog,
-    log_blocks: Vec<LogBlock>,
+    log_blocks: OneOrMany<LogBlock>,
     /// The sequence number of bit 0 of `log_blocks[0]`.
     sequence_base: u32,
     /// The sequence number the next like gets.
@@ -205,9 +205,9 @@ impl Default for Likes {
 impl Likes {
     pub fn new() -> Self {
         Likes {
-            index_chunks: Vec::new(),
+            index_chunks: OneOrMany::default(),
             log_entries: PagedLog::new(),
-            log_blocks: Vec::new(),
+            log_blocks: OneOrMany::default(),
             sequence_base: SEQUENCE_FIRST,
             sequence_next: SEQUENCE_FIRST,
             like_count: 0,
@@ -330,9 +330,9 @@ impl Likes {
             .iter()
             .map(PackedU32s::heap_bytes)
             .sum::<usize>();
-        let index_headers = self.index_chunks.capacity() * size_of::<PackedU32s>();
+        let index_headers = self.index_chunks.heap_bytes();
         let log_entries = self.log_entries.heap_bytes();
-        let log_blocks = self.log_blocks.capacity() * size_of::<LogBlock>();
+        let log_blocks = self.log_blocks.heap_bytes();
         let texts = self.texts().map_or(0, |texts| {
             texts.by_slot.capacity() * size_of::<Option<Box<[u8]>>>()
                 + texts

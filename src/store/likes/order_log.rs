@@ -2,10 +2,10 @@
 //! bitmap, with tombstones for removed likes until a compaction; and the text table of user ids that are
 //! not canonical integers.
 
-use super::packed::PagedLog;
+use super::packed::{OneOrMany, PagedLog};
 use super::{
-    reserve_gently, shrink_gently, Likes, LogBlock, TextUserIds, UserKey, LOG_BLOCK_SEQUENCES,
-    SEQUENCE_EXHAUSTED, SEQUENCE_FIRST, SMALL_GROWTH_MIN, TEXT_SLOT_FLAG, TOMBSTONE_SLOT,
+    Likes, LogBlock, TextUserIds, UserKey, LOG_BLOCK_SEQUENCES, SEQUENCE_EXHAUSTED, SEQUENCE_FIRST,
+    SMALL_GROWTH_MIN, TEXT_SLOT_FLAG, TOMBSTONE_SLOT,
 };
 
 impl Likes {
@@ -15,7 +15,6 @@ impl Likes {
         let offset = sequence - self.sequence_base;
         let block = (offset / LOG_BLOCK_SEQUENCES) as usize;
         if block == self.log_blocks.len() {
-            reserve_gently(&mut self.log_blocks, 1);
             self.log_blocks.push(LogBlock {
                 present: 0,
                 entries_before: self.log_entries.len() as u32,
@@ -33,6 +32,7 @@ impl Likes {
     }
 
     /// Where `sequence`'s entry is in `log_entries`, if it still has one.
+    #[inline]
     pub(super) fn log_position(&self, sequence: u32) -> Option<usize> {
         if sequence < self.sequence_base || sequence >= self.sequence_next {
             return None;
@@ -93,7 +93,7 @@ impl Likes {
         let old_entries = self.log_entries.to_vec();
         let mut entries = Vec::with_capacity(live);
         let mut read = 0;
-        for block in &mut self.log_blocks {
+        for block in self.log_blocks.iter_mut() {
             let mut kept = 0u64;
             let mut present = block.present;
             block.entries_before = entries.len() as u32;
@@ -121,10 +121,9 @@ impl Likes {
             .take_while(|b| b.present == 0)
             .count();
         if empty_leading > 0 {
-            self.log_blocks.drain(..empty_leading);
+            self.log_blocks.remove_front(empty_leading);
             self.sequence_base += empty_leading as u32 * LOG_BLOCK_SEQUENCES;
         }
-        shrink_gently(&mut self.log_blocks);
     }
 
     /// Gives the live likes the sequence numbers 1..=count, in their order. Only when the 32-bit sequence
@@ -143,25 +142,29 @@ impl Likes {
         let live = self.log_entries.len() as u32;
         self.sequence_base = SEQUENCE_FIRST;
         self.sequence_next = SEQUENCE_FIRST + live;
-        self.log_blocks = (0..live.div_ceil(LOG_BLOCK_SEQUENCES))
-            .map(|block| {
-                let in_block = (live - block * LOG_BLOCK_SEQUENCES).min(LOG_BLOCK_SEQUENCES);
-                LogBlock {
-                    present: u64::MAX >> (LOG_BLOCK_SEQUENCES - in_block),
-                    entries_before: block * LOG_BLOCK_SEQUENCES,
-                }
-            })
-            .collect();
+        self.log_blocks = OneOrMany::from_vec(
+            (0..live.div_ceil(LOG_BLOCK_SEQUENCES))
+                .map(|block| {
+                    let in_block = (live - block * LOG_BLOCK_SEQUENCES).min(LOG_BLOCK_SEQUENCES);
+                    LogBlock {
+                        present: u64::MAX >> (LOG_BLOCK_SEQUENCES - in_block),
+                        entries_before: block * LOG_BLOCK_SEQUENCES,
+                    }
+                })
+                .collect(),
+        );
     }
 
     // --- user ids ----------------------------------------------------------------------------------------
 
     /// The user id of a live sequence number.
+    #[inline]
     pub(super) fn sequence_key(&self, sequence: u32) -> UserKey<'_> {
         self.slot_key(self.sequence_slot(sequence))
     }
 
     /// The slot of a live sequence number.
+    #[inline]
     pub(super) fn sequence_slot(&self, sequence: u32) -> u32 {
         let entry = self
             .log_position(sequence)

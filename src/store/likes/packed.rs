@@ -12,6 +12,8 @@
 //! one page, not the whole log, and only the last page holds spare capacity. A value is stored plus one,
 //! so that the order log's tombstone (`u32::MAX`) is stored as 0 and does not widen a page.
 
+use super::shrink_gently;
+
 /// Entries per page of a [`PagedLog`]: a repack on widening moves at most this many values.
 pub(super) const LOG_PAGE_ENTRIES: usize = 1024;
 
@@ -58,6 +60,7 @@ impl PackedU32s {
         packed
     }
 
+    #[inline]
     pub(super) fn len(&self) -> usize {
         self.length as usize
     }
@@ -80,6 +83,7 @@ impl PackedU32s {
         self.words.len() * std::mem::size_of::<u64>()
     }
 
+    #[inline(always)]
     pub(super) fn get(&self, position: usize) -> u32 {
         debug_assert!(position < self.len());
         self.read(position)
@@ -172,17 +176,24 @@ impl PackedU32s {
         }
     }
 
-    /// Repacks at a wider width, keeping the capacity, when `value` does not fit the current one.
+    /// Repacks at a wider width when `value` does not fit the current one, with room for the value and
+    /// an eighth more (the spare room of a narrow array would be many more values at the new width).
+    #[inline]
     fn widen_for(&mut self, value: u32) {
         let needed = bits_needed(value);
         if needed > self.width {
-            let values = self.to_vec();
-            let capacity = self.capacity();
-            self.width = needed;
-            self.words = vec![0; words_for(capacity, needed)].into_boxed_slice();
-            for (position, &old) in values.iter().enumerate() {
-                self.write(position, old);
-            }
+            self.widen_to(needed);
+        }
+    }
+
+    #[cold]
+    fn widen_to(&mut self, width: u8) {
+        let values = self.to_vec();
+        let capacity = values.len() + values.len() / 8 + 1;
+        self.width = width;
+        self.words = vec![0; words_for(capacity, width)].into_boxed_slice();
+        for (position, &old) in values.iter().enumerate() {
+            self.write(position, old);
         }
     }
 
@@ -195,6 +206,7 @@ impl PackedU32s {
         self.words = vector.into_boxed_slice();
     }
 
+    #[inline(always)]
     fn read(&self, position: usize) -> u32 {
         let width = usize::from(self.width);
         let bit = position * width;
@@ -208,6 +220,7 @@ impl PackedU32s {
     }
 
     /// Writes `value` (which fits the width) into `position`'s field, within capacity.
+    #[inline]
     fn write(&mut self, position: usize, value: u32) {
         let width = usize::from(self.width);
         let mask = field_mask(width);
@@ -272,11 +285,138 @@ impl PartialEq for PackedU32s {
 
 impl Eq for PackedU32s {}
 
+/// One element inline, or any number in a vector. Most posts have one index chunk and one log page;
+/// keeping that one inline saves an allocation (and its allocator overhead) per post, and a dependent
+/// memory read on every access to it.
+#[derive(Clone, Debug)]
+pub(super) enum OneOrMany<T> {
+    One(T),
+    Many(Vec<T>),
+}
+
+impl<T> Default for OneOrMany<T> {
+    fn default() -> Self {
+        OneOrMany::Many(Vec::new())
+    }
+}
+
+impl<T> std::ops::Deref for OneOrMany<T> {
+    type Target = [T];
+
+    #[inline]
+    fn deref(&self) -> &[T] {
+        match self {
+            OneOrMany::One(element) => std::slice::from_ref(element),
+            OneOrMany::Many(elements) => elements,
+        }
+    }
+}
+
+impl<T> std::ops::DerefMut for OneOrMany<T> {
+    #[inline]
+    fn deref_mut(&mut self) -> &mut [T] {
+        match self {
+            OneOrMany::One(element) => std::slice::from_mut(element),
+            OneOrMany::Many(elements) => elements,
+        }
+    }
+}
+
+/// Equal when the elements are, inline or not.
+impl<T: PartialEq> PartialEq for OneOrMany<T> {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl<T: Eq> Eq for OneOrMany<T> {}
+
+impl<T> OneOrMany<T> {
+    pub(super) fn push(&mut self, element: T) {
+        let length = self.len();
+        self.insert(length, element);
+    }
+
+    /// Inserts at `index`; a vector grows by an eighth (at least one element), as the module's vectors do.
+    pub(super) fn insert(&mut self, index: usize, element: T) {
+        match self {
+            OneOrMany::Many(elements) if elements.is_empty() => *self = OneOrMany::One(element),
+            OneOrMany::Many(elements) => {
+                if elements.len() == elements.capacity() {
+                    elements.reserve_exact((elements.len() / 8).max(1));
+                }
+                elements.insert(index, element);
+            }
+            OneOrMany::One(_) => {
+                let OneOrMany::One(first) = std::mem::take(self) else {
+                    unreachable!("matched One")
+                };
+                let mut elements = Vec::with_capacity(2);
+                elements.push(first);
+                elements.insert(index, element);
+                *self = OneOrMany::Many(elements);
+            }
+        }
+    }
+
+    /// Removes the element at `index`; one left goes back inline.
+    pub(super) fn remove(&mut self, index: usize) -> T {
+        let removed = match self {
+            OneOrMany::One(_) => {
+                assert_eq!(index, 0);
+                let OneOrMany::One(only) = std::mem::take(self) else {
+                    unreachable!("matched One")
+                };
+                return only;
+            }
+            OneOrMany::Many(elements) => elements.remove(index),
+        };
+        if let OneOrMany::Many(elements) = self {
+            if elements.len() == 1 {
+                let only = elements.pop().expect("one element");
+                *self = OneOrMany::One(only);
+            }
+        }
+        removed
+    }
+
+    /// Takes `elements`, one of them inline.
+    pub(super) fn from_vec(mut elements: Vec<T>) -> Self {
+        if elements.len() == 1 {
+            OneOrMany::One(elements.pop().expect("one element"))
+        } else {
+            OneOrMany::Many(elements)
+        }
+    }
+
+    /// Removes the first `count` elements.
+    pub(super) fn remove_front(&mut self, count: usize) {
+        if count == 0 {
+            return;
+        }
+        let mut elements = match std::mem::take(self) {
+            OneOrMany::One(only) => vec![only],
+            OneOrMany::Many(elements) => elements,
+        };
+        elements.drain(..count);
+        shrink_gently(&mut elements);
+        *self = OneOrMany::from_vec(elements);
+    }
+
+    /// Heap bytes of the vector (none inline).
+    pub(super) fn heap_bytes(&self) -> usize {
+        match self {
+            OneOrMany::One(_) => 0,
+            OneOrMany::Many(elements) => elements.capacity() * std::mem::size_of::<T>(),
+        }
+    }
+}
+
 /// An append-mostly sequence of values in pages of `LOG_PAGE_ENTRIES` packed values: every page but the
 /// last is full. Values are stored plus one (see the module documentation).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(super) struct PagedLog {
-    pages: Vec<PackedU32s>,
+    pages: OneOrMany<PackedU32s>,
 }
 
 impl PagedLog {
@@ -285,13 +425,11 @@ impl PagedLog {
     }
 
     pub(super) fn from_values(values: &[u32]) -> Self {
-        let pages = values
-            .chunks(LOG_PAGE_ENTRIES)
-            .map(|page| {
-                let stored: Vec<u32> = page.iter().map(|value| value.wrapping_add(1)).collect();
-                PackedU32s::from_values(&stored, 0)
-            })
-            .collect();
+        let mut pages = OneOrMany::default();
+        for page in values.chunks(LOG_PAGE_ENTRIES) {
+            let stored: Vec<u32> = page.iter().map(|value| value.wrapping_add(1)).collect();
+            pages.push(PackedU32s::from_values(&stored, 0));
+        }
         PagedLog { pages }
     }
 
@@ -301,6 +439,7 @@ impl PagedLog {
         })
     }
 
+    #[inline(always)]
     pub(super) fn get(&self, position: usize) -> u32 {
         self.pages[position / LOG_PAGE_ENTRIES]
             .get(position % LOG_PAGE_ENTRIES)
@@ -318,9 +457,6 @@ impl PagedLog {
             .last()
             .is_none_or(|last| last.len() == LOG_PAGE_ENTRIES)
         {
-            if self.pages.len() == self.pages.capacity() {
-                self.pages.reserve_exact((self.pages.len() / 8).max(1));
-            }
             self.pages.push(PackedU32s::new());
         }
         let last = self.pages.last_mut().expect("a page was just made");
@@ -343,8 +479,7 @@ impl PagedLog {
     }
 
     pub(super) fn heap_bytes(&self) -> usize {
-        self.pages.capacity() * std::mem::size_of::<PackedU32s>()
-            + self.pages.iter().map(PackedU32s::heap_bytes).sum::<usize>()
+        self.pages.heap_bytes() + self.pages.iter().map(PackedU32s::heap_bytes).sum::<usize>()
     }
 }
 
@@ -457,6 +592,33 @@ mod tests {
                 prop_assert_eq!(log.get(position), value);
             }
             prop_assert_eq!(PagedLog::from_values(&model), log);
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn one_or_many_behaves_as_a_vector(
+            operations in prop::collection::vec((any::<bool>(), any::<usize>(), any::<u16>()), 1..200),
+        ) {
+            let mut elements = OneOrMany::default();
+            let mut model: Vec<u16> = Vec::new();
+            for (insert, at, value) in operations {
+                if insert || model.is_empty() {
+                    let at = at % (model.len() + 1);
+                    elements.insert(at, value);
+                    model.insert(at, value);
+                } else if at % 5 == 0 {
+                    let count = at % (model.len() + 1);
+                    elements.remove_front(count);
+                    model.drain(..count);
+                } else {
+                    let at = at % model.len();
+                    prop_assert_eq!(elements.remove(at), model.remove(at));
+                }
+                prop_assert_eq!(&*elements, &model[..]);
+                prop_assert_eq!(matches!(elements, OneOrMany::One(_)), model.len() == 1);
+                prop_assert_eq!(&OneOrMany::from_vec(model.clone()), &elements);
+            }
         }
     }
 
