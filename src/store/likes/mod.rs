@@ -16,30 +16,39 @@
 //! - Deterministic: the same operations give the same state and the same answers, so a replayed log
 //!   rebuilds every post exactly.
 //!
-//! # Memory layout (two 4-byte entries a like, plus small per-post overheads; `examples/likes_memory.rs`
-//! measures it)
+//! # Memory layout (two bit-packed entries a like, plus small per-post overheads;
+//! `examples/likes_memory.rs` measures it and prints where the bytes go)
 //! A user id that is a canonical decimal integer below 2^31 (no sign, no leading zero: "007", "+7" and "-1"
-//! are text so they round-trip byte-exactly) is stored as itself in 4 bytes; any other id is stored once in
-//! a per-post text table and referenced by its slot number with the top bit set. Either way a like is one
-//! 4-byte *slot* value, and a like costs two 4-byte entries:
-//! - the **order log** holds the slot of every like in sequence order. A bitmap per block of 64 sequence
-//!   numbers marks which of them still have a log entry, plus the number of log entries before the block, so
-//!   sequence -> log position is one popcount. A removal writes a tombstone; once tombstones pass a quarter
-//!   of the live likes, one linear pass drops them and clears their bits, keeping every sequence number.
+//! are text so they round-trip byte-exactly) is stored as itself; any other id is stored once in a
+//! per-post text table and referenced by its slot number with the top bit set. Either way a like is one
+//! 32-bit *slot* value, and a like costs two entries, each stored in the fewest bits its array needs
+//! (`packed.rs`: about log2(likes) bits for a sequence number, 26 for an integer id below 2^26 - 1):
+//! - the **order log** holds the slot of every like in sequence order, in pages of `LOG_PAGE_ENTRIES`
+//!   packed entries (a page widens alone, so widening moves a bounded number of entries). A bitmap per
+//!   block of 64 sequence numbers marks which of them still have a log entry, plus the number of log
+//!   entries before the block, so sequence -> log position is one popcount. A removal writes a tombstone;
+//!   once tombstones pass a quarter of the live likes, one linear pass drops them and clears their bits,
+//!   keeping every sequence number.
 //! - the **membership index** holds sequence numbers sorted by user id, where the id of a sequence number
-//!   is read from the log: no id is stored twice. It is cut into chunks of at most
-//!   `LIKES_INDEX_CHUNK_ENTRIES_MAX` entries, so insert and remove are a binary search plus a bounded move.
+//!   is read from the log: no id is stored twice. It is cut into packed chunks of at most
+//!   `LIKES_INDEX_CHUNK_ENTRIES_MAX` entries, so insert and remove are a binary search plus a bounded move
+//!   (a shift of the chunk's packed words, or a repack of the chunk when a sequence number needs a bit
+//!   more).
 //! - **index samples**, on posts of at least `LIKES_INDEX_SAMPLED_LIKES_MIN` likes only: each chunk's
 //!   first slot and `LIKES_INDEX_SAMPLES_PER_CHUNK` (slot, position) pairs inside it, in contiguous arrays,
 //!   so a search reads through the log only between two neighbouring samples (a few steps instead of a
 //!   binary search over the whole chunk, each step two dependent random reads). Derived from the index,
 //!   never persisted. They share one box with the text table, so a post pays one pointer for both.
 //!
-//! Vectors grow by an eighth rather than doubling, so spare capacity stays near 10%.
+//! A post's first index chunk, log page and log block sit in the post itself (`packed::OneOrMany`): most
+//! posts have a few likes, and three allocations (with their allocator overhead) would cost them more than
+//! their likes do. Arrays grow by an eighth rather than doubling, so spare capacity stays near 10%, and
+//! only the last log page holds any. The in-memory packing is not the snapshot format: `codec.rs` writes
+//! and reads plain 32-bit arrays.
 //!
 //! Files: the type and its public operations here; the membership index and its samples in `index.rs`;
-//! the order log and the text table in `order_log.rs`; the snapshot encoding in `codec.rs`; the commands
-//! in `commands.rs`.
+//! the order log and the text table in `order_log.rs`; the bit-packed arrays both are stored in in
+//! `packed.rs`; the snapshot encoding in `codec.rs`; the commands in `commands.rs`.
 
 pub mod codec;
 pub mod commands;
@@ -68,7 +77,7 @@ const LOG_BLOCK_SEQUENCES: u32 = 64;
 const SEQUENCE_FIRST: u32 = 1;
 /// Once the next sequence number would be this, the log is renumbered densely.
 const SEQUENCE_EXHAUSTED: u32 = u32::MAX;
-/// The least a vector of 4-byte entries grows by: one 16-byte allocation step.
+/// The least an index chunk or log page grows by, in entries.
 const SMALL_GROWTH_MIN: usize = 4;
 
 const _: () = assert!(LIKES_PER_POST_MAX < (TOMBSTONE_SLOT & !TEXT_SLOT_FLAG) as u64);
