@@ -212,11 +212,14 @@ impl PackedU32s {
         let bit = position * width;
         let word = bit / 64;
         let offset = bit % 64;
-        let mut value = self.words[word] >> offset;
-        if offset + width > 64 {
-            value |= self.words[word + 1] << (64 - offset);
-        }
-        (value & field_mask(width)) as u32
+        // Without a branch on whether the field crosses into the next word: searches read fields at
+        // random positions, so such a branch would be mispredicted about width / 64 of the time. The
+        // next word's bits are shifted in by 64 - offset in two steps (a shift by 64 would overflow);
+        // past the last word there is nothing to shift in.
+        let low = self.words[word] >> offset;
+        let next = self.words.get(word + 1).copied().unwrap_or(0);
+        let high = (next << 1) << (63 - offset);
+        ((low | high) & field_mask(width)) as u32
     }
 
     /// Writes `value` (which fits the width) into `position`'s field, within capacity.
