@@ -55,7 +55,7 @@ impl Likes {
             }
             index_chunks.push(PackedU32s::from_values(&chunk, 0));
         }
-        let log_entries = PagedLog::from_values(&reader.u32s()?);
+        let log_entries = PagedLog::from_vec(reader.u32s()?);
         let block_count = reader.count(12)?;
         let mut log_blocks = Vec::with_capacity(block_count);
         for _ in 0..block_count {

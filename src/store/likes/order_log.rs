@@ -90,8 +90,9 @@ impl Likes {
     /// Drops every tombstone, keeping every live like's sequence number; drops leading empty blocks.
     pub(super) fn log_compact(&mut self) {
         let live = self.like_count as usize;
-        let old_entries = self.log_entries.to_vec();
-        let mut entries = Vec::with_capacity(live);
+        // A plain log is moved out, not copied.
+        let old_entries = std::mem::take(&mut self.log_entries).into_vec();
+        let mut entries = Vec::with_capacity(live + live / 8);
         let mut read = 0;
         for block in self.log_blocks.iter_mut() {
             let mut kept = 0u64;
@@ -111,7 +112,7 @@ impl Likes {
         }
         assert_eq!(read, old_entries.len());
         assert_eq!(entries.len(), live);
-        self.log_entries = PagedLog::from_values(&entries);
+        self.log_entries = PagedLog::from_vec(entries);
         self.tombstone_count = 0;
         // The last block stays even when empty: it is where the next append goes.
         let empty_leading = self

@@ -415,66 +415,132 @@ impl<T> OneOrMany<T> {
     }
 }
 
-/// An append-mostly sequence of values in pages of `LOG_PAGE_ENTRIES` packed values: every page but the
-/// last is full. Values are stored plus one (see the module documentation).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(super) struct PagedLog {
-    pages: OneOrMany<PackedU32s>,
+/// An append-mostly sequence of values: packed in pages of `LOG_PAGE_ENTRIES` values (every page but the
+/// last full, values stored plus one) while it holds fewer than `LOG_PACKED_ENTRIES_MAX`, plain 32-bit
+/// values from then on.
+#[derive(Clone, Debug)]
+pub(super) enum PagedLog {
+    Packed(OneOrMany<PackedU32s>),
+    Plain(Vec<u32>),
 }
+
+/// The longest log kept packed. Why: the order log's compaction is one pass over the whole log, and over
+/// packed entries it costs about three times what it costs over plain ones; past this length a post's log
+/// is plain, so compaction pauses no longer than it did before the packing (and below it, at most about
+/// 0.7 ms). Posts this big are few: they give up 6 of 32 bits a like for it.
+pub(super) const LOG_PACKED_ENTRIES_MAX: usize = 1 << 16;
+
+impl Default for PagedLog {
+    fn default() -> Self {
+        PagedLog::Packed(OneOrMany::default())
+    }
+}
+
+/// Equal when the values are, packed or not.
+impl PartialEq for PagedLog {
+    fn eq(&self, other: &PagedLog) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for PagedLog {}
 
 impl PagedLog {
     pub(super) fn new() -> Self {
         PagedLog::default()
     }
 
-    pub(super) fn from_values(values: &[u32]) -> Self {
+    /// Takes `values`: packed if there are fewer than `LOG_PACKED_ENTRIES_MAX`, else as they are.
+    pub(super) fn from_vec(values: Vec<u32>) -> Self {
+        if values.len() >= LOG_PACKED_ENTRIES_MAX {
+            return PagedLog::Plain(values);
+        }
         let mut pages = OneOrMany::default();
         for page in values.chunks(LOG_PAGE_ENTRIES) {
             let stored: Vec<u32> = page.iter().map(|value| value.wrapping_add(1)).collect();
             pages.push(PackedU32s::from_values(&stored, 0));
         }
-        PagedLog { pages }
+        PagedLog::Packed(pages)
+    }
+
+    /// The values, moved out when plain.
+    pub(super) fn into_vec(self) -> Vec<u32> {
+        match self {
+            PagedLog::Plain(values) => values,
+            packed => packed.to_vec(),
+        }
     }
 
     pub(super) fn len(&self) -> usize {
-        self.pages.last().map_or(0, |last| {
-            (self.pages.len() - 1) * LOG_PAGE_ENTRIES + last.len()
-        })
+        match self {
+            PagedLog::Packed(pages) => pages
+                .last()
+                .map_or(0, |last| (pages.len() - 1) * LOG_PAGE_ENTRIES + last.len()),
+            PagedLog::Plain(values) => values.len(),
+        }
     }
 
     #[inline(always)]
     pub(super) fn get(&self, position: usize) -> u32 {
-        self.pages[position / LOG_PAGE_ENTRIES]
-            .get(position % LOG_PAGE_ENTRIES)
-            .wrapping_sub(1)
+        match self {
+            PagedLog::Packed(pages) => pages[position / LOG_PAGE_ENTRIES]
+                .get(position % LOG_PAGE_ENTRIES)
+                .wrapping_sub(1),
+            PagedLog::Plain(values) => values[position],
+        }
     }
 
     pub(super) fn set(&mut self, position: usize, value: u32) {
-        self.pages[position / LOG_PAGE_ENTRIES]
-            .set(position % LOG_PAGE_ENTRIES, value.wrapping_add(1));
+        match self {
+            PagedLog::Packed(pages) => pages[position / LOG_PAGE_ENTRIES]
+                .set(position % LOG_PAGE_ENTRIES, value.wrapping_add(1)),
+            PagedLog::Plain(values) => values[position] = value,
+        }
     }
 
     pub(super) fn push(&mut self, value: u32, growth_min: usize) {
-        if self
-            .pages
-            .last()
-            .is_none_or(|last| last.len() == LOG_PAGE_ENTRIES)
-        {
-            self.pages.push(PackedU32s::new());
+        if self.len() == LOG_PACKED_ENTRIES_MAX {
+            if let PagedLog::Packed(_) = self {
+                // Once per post: a bounded copy of `LOG_PACKED_ENTRIES_MAX` values.
+                let mut values = std::mem::take(self).into_vec();
+                values.reserve_exact(values.len() / 8);
+                *self = PagedLog::Plain(values);
+            }
         }
-        let last = self.pages.last_mut().expect("a page was just made");
-        // A full page is exactly full: it will never grow again.
-        let growth_min = growth_min.min(LOG_PAGE_ENTRIES - last.len());
-        last.push(value.wrapping_add(1), growth_min);
-        if last.len() == LOG_PAGE_ENTRIES {
-            last.shrink_exact();
+        match self {
+            PagedLog::Packed(pages) => {
+                if pages
+                    .last()
+                    .is_none_or(|last| last.len() == LOG_PAGE_ENTRIES)
+                {
+                    pages.push(PackedU32s::new());
+                }
+                let last = pages.last_mut().expect("a page was just made");
+                // A full page is exactly full: it will never grow again.
+                let growth_min = growth_min.min(LOG_PAGE_ENTRIES - last.len());
+                last.push(value.wrapping_add(1), growth_min);
+                if last.len() == LOG_PAGE_ENTRIES {
+                    last.shrink_exact();
+                }
+            }
+            PagedLog::Plain(values) => {
+                if values.len() == values.capacity() {
+                    values.reserve_exact((values.len() / 8).max(growth_min));
+                }
+                values.push(value);
+            }
         }
     }
 
-    pub(super) fn iter(&self) -> impl Iterator<Item = u32> + '_ {
-        self.pages
-            .iter()
-            .flat_map(|page| page.iter().map(|value| value.wrapping_sub(1)))
+    pub(super) fn iter(&self) -> Box<dyn Iterator<Item = u32> + '_> {
+        match self {
+            PagedLog::Packed(pages) => Box::new(
+                pages
+                    .iter()
+                    .flat_map(|page| page.iter().map(|value| value.wrapping_sub(1))),
+            ),
+            PagedLog::Plain(values) => Box::new(values.iter().copied()),
+        }
     }
 
     pub(super) fn to_vec(&self) -> Vec<u32> {
@@ -482,7 +548,12 @@ impl PagedLog {
     }
 
     pub(super) fn heap_bytes(&self) -> usize {
-        self.pages.heap_bytes() + self.pages.iter().map(PackedU32s::heap_bytes).sum::<usize>()
+        match self {
+            PagedLog::Packed(pages) => {
+                pages.heap_bytes() + pages.iter().map(PackedU32s::heap_bytes).sum::<usize>()
+            }
+            PagedLog::Plain(values) => values.capacity() * std::mem::size_of::<u32>(),
+        }
     }
 }
 
@@ -572,9 +643,10 @@ mod tests {
         #[test]
         fn a_paged_log_behaves_as_a_vector(
             values in prop::collection::vec(value(), 0..3_000),
+            plain in any::<bool>(),
             tombstones in prop::collection::vec(any::<usize>(), 0..50),
         ) {
-            let mut log = PagedLog::new();
+            let mut log = if plain { PagedLog::Plain(Vec::new()) } else { PagedLog::new() };
             let mut model = Vec::new();
             for &value in &values {
                 // The order log never stores a tombstone by pushing it.
@@ -594,7 +666,8 @@ mod tests {
             for (position, &value) in model.iter().enumerate() {
                 prop_assert_eq!(log.get(position), value);
             }
-            prop_assert_eq!(PagedLog::from_values(&model), log);
+            prop_assert_eq!(&PagedLog::from_vec(model.clone()), &log);
+            prop_assert_eq!(log.clone().into_vec(), model.clone());
         }
     }
 
