@@ -24,7 +24,9 @@
 //! 32-bit *slot* value, and a like costs two entries, each stored in the fewest bits its array needs
 //! (`packed.rs`: about log2(likes) bits for a sequence number, 26 for an integer id below 2^26 - 1):
 //! - the **order log** holds the slot of every like in sequence order, in pages of `LOG_PAGE_ENTRIES`
-//!   packed entries (a page widens alone, so widening moves a bounded number of entries). A bitmap per
+//!   packed entries (a page widens alone, so widening moves a bounded number of entries); past
+//!   `LOG_PACKED_ENTRIES_MAX` entries the log is plain 32-bit values, so that its compaction (below) costs
+//!   what it did before the packing. A bitmap per
 //!   block of 64 sequence numbers marks which of them still have a log entry, plus the number of log
 //!   entries before the block, so sequence -> log position is one popcount. A removal writes a tombstone;
 //!   once tombstones pass a quarter of the live likes, one linear pass drops them and clears their bits,
