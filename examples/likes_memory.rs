@@ -12,6 +12,10 @@ use dibs::store::likes::Likes;
 use like_stream::LikeStream;
 use std::collections::HashMap;
 
+// The server's allocator and policy, so that heap and resident figures compare with a server's.
+#[global_allocator]
+static ALLOCATOR: dibs::memory::CountingAllocator = dibs::memory::CountingAllocator;
+
 fn resident_bytes() -> usize {
     let statm = std::fs::read_to_string("/proc/self/statm").expect("Linux /proc");
     let pages: usize = statm
@@ -36,7 +40,9 @@ fn main() {
         .map(|post| format!("post:{post}").into_bytes())
         .collect();
 
+    dibs::memory::configure_allocator();
     let before = resident_bytes();
+    let heap_before = dibs::memory::allocated_bytes();
     let mut keyspace: HashMap<Vec<u8>, Likes> = HashMap::new();
     let mut stored = 0;
     let mut user = itoa_buffer();
@@ -52,6 +58,7 @@ fn main() {
         }
     }
     let after = resident_bytes();
+    let heap_after = dibs::memory::allocated_bytes();
 
     let accounted: usize = keyspace.values().map(Likes::approximate_memory_bytes).sum();
     let largest = keyspace.values().map(Likes::count).max().unwrap_or(0);
@@ -65,9 +72,28 @@ fn main() {
         after - before
     );
     println!(
+        "heap growth (requested bytes, the server's used_memory): {:.2} bytes per like",
+        (heap_after - heap_before) as f64 / stored as f64
+    );
+    println!(
         "approximate_memory_bytes: {:.2} bytes per like",
         accounted as f64 / stored as f64
     );
+    let mut parts: Vec<(&str, usize)> = Vec::new();
+    for likes in keyspace.values() {
+        for (name, bytes) in likes.memory_parts() {
+            match parts.iter_mut().find(|(known, _)| *known == name) {
+                Some(part) => part.1 += bytes,
+                None => parts.push((name, bytes)),
+            }
+        }
+    }
+    for (name, bytes) in parts {
+        println!(
+            "  {name}: {:.2} bytes per like",
+            bytes as f64 / stored as f64
+        );
+    }
 }
 
 fn itoa_buffer() -> Vec<u8> {

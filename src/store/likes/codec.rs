@@ -1,5 +1,6 @@
 //! A post's snapshot encoding (conventions in `store::encoding`).
 
+use super::packed::{OneOrMany, PackedU32s, PagedLog};
 use super::{
     Likes, LogBlock, SideTables, TextUserIds, UserKey, LOG_BLOCK_SEQUENCES, TEXT_SLOT_FLAG,
     TOMBSTONE_SLOT,
@@ -12,12 +13,12 @@ impl Likes {
     /// so a decoded post answers LIKE.LIST cursors handed out before the snapshot exactly as before.
     pub fn encode(&self, out: &mut Vec<u8>) {
         put_count(out, self.index_chunks.len());
-        for chunk in &self.index_chunks {
-            put_u32s(out, chunk);
+        for chunk in self.index_chunks.iter() {
+            put_u32s(out, &chunk.to_vec());
         }
-        put_u32s(out, &self.log_entries);
+        put_u32s(out, &self.log_entries.to_vec());
         put_count(out, self.log_blocks.len());
-        for block in &self.log_blocks {
+        for block in self.log_blocks.iter() {
             put_u64(out, block.present);
             put_u32(out, block.entries_before);
         }
@@ -46,15 +47,15 @@ impl Likes {
 
     pub fn decode(reader: &mut Reader) -> Result<Likes, String> {
         let chunk_count = reader.count(8)?;
-        let mut index_chunks = Vec::with_capacity(chunk_count);
+        let mut index_chunks = OneOrMany::default();
         for _ in 0..chunk_count {
             let chunk = reader.u32s()?;
             if chunk.is_empty() || chunk.len() > LIKES_INDEX_CHUNK_ENTRIES_MAX {
                 return Err("a likes index chunk is empty or over its bound".to_string());
             }
-            index_chunks.push(chunk);
+            index_chunks.push(PackedU32s::from_values(&chunk, 0));
         }
-        let log_entries = reader.u32s()?;
+        let log_entries = PagedLog::from_vec(reader.u32s()?);
         let block_count = reader.count(12)?;
         let mut log_blocks = Vec::with_capacity(block_count);
         for _ in 0..block_count {
@@ -88,7 +89,7 @@ impl Likes {
             }
             flag => return Err(format!("bad likes text table flag {flag}")),
         };
-        let indexed: usize = index_chunks.iter().map(Vec::len).sum();
+        let indexed: usize = index_chunks.iter().map(PackedU32s::len).sum();
         let present: usize = log_blocks
             .iter()
             .map(|block| block.present.count_ones() as usize)
@@ -102,7 +103,7 @@ impl Likes {
         let mut likes = Likes {
             index_chunks,
             log_entries,
-            log_blocks,
+            log_blocks: OneOrMany::from_vec(log_blocks),
             sequence_base,
             sequence_next,
             like_count,
@@ -136,7 +137,7 @@ impl Likes {
             return damaged("log block count");
         }
         let mut entries_before = 0u32;
-        for block in &self.log_blocks {
+        for block in self.log_blocks.iter() {
             if block.entries_before != entries_before {
                 return damaged("log block offsets");
             }
@@ -145,7 +146,7 @@ impl Likes {
         let tombstones = self
             .log_entries
             .iter()
-            .filter(|&&slot| slot == TOMBSTONE_SLOT)
+            .filter(|&slot| slot == TOMBSTONE_SLOT)
             .count();
         if tombstones != self.tombstone_count as usize {
             return damaged("tombstone count");
@@ -160,11 +161,11 @@ impl Likes {
                 })
         };
         let mut previous: Option<UserKey> = None;
-        for &sequence in self.index_chunks.iter().flatten() {
+        for sequence in self.index_chunks.iter().flat_map(PackedU32s::iter) {
             let Some(entry) = self.log_position(sequence) else {
                 return damaged("an indexed like without a log entry");
             };
-            let slot = self.log_entries[entry];
+            let slot = self.log_entries.get(entry);
             if slot == TOMBSTONE_SLOT || !live_text(slot) {
                 return damaged("an indexed like without a user");
             }

@@ -2,7 +2,8 @@
 //! `LIKES_INDEX_CHUNK_ENTRIES_MAX` entries, so an insert or a removal moves a bounded number of entries
 //! whatever the post's size; and the samples that let a search of a large post read few log entries.
 
-use super::{reserve_gently, shrink_gently, IndexSamples, Likes, UserKey, SMALL_GROWTH_MIN};
+use super::packed::PackedU32s;
+use super::{reserve_gently, IndexSamples, Likes, UserKey, SMALL_GROWTH_MIN};
 use crate::limits::{
     LIKES_INDEX_CHUNK_ENTRIES_MAX, LIKES_INDEX_SAMPLED_LIKES_MIN, LIKES_INDEX_SAMPLES_PER_CHUNK,
 };
@@ -17,14 +18,15 @@ impl Likes {
             return self.index_search_sampled(samples, key);
         }
         let chunk = self.index_chunks.partition_point(|chunk| {
-            let last = *chunk.last().expect("chunks are never empty");
+            let last = chunk.last().expect("chunks are never empty");
             self.sequence_key(last) < key
         });
         if chunk == self.index_chunks.len() {
             let last = chunk - 1;
             return (last, Err(self.index_chunks[last].len()));
         }
-        (chunk, self.entries_search(&self.index_chunks[chunk], key))
+        let entries = &self.index_chunks[chunk];
+        (chunk, self.entries_search(entries, 0, entries.len(), key))
     }
 
     /// [`Likes::index_search`] through the samples: the chunk is the last one whose first key is at most
@@ -59,27 +61,25 @@ impl Likes {
         let end = positions
             .get(samples_not_above)
             .map_or(entries.len(), |&position| usize::from(position));
-        let found = self.entries_search(&entries[start + 1..end], key);
-        let offset = start + 1;
-        (
-            chunk,
-            found
-                .map(|position| position + offset)
-                .map_err(|position| position + offset),
-        )
+        (chunk, self.entries_search(entries, start + 1, end, key))
     }
 
-    /// Binary search of `entries` (sequence numbers sorted by user) for `key`, two levels a round: the keys
-    /// of the three pivots of a round are read independently of each other, so their cache misses
-    /// (sequence -> log block -> log entry, each) overlap instead of following one another.
-    pub(super) fn entries_search(&self, entries: &[u32], key: UserKey) -> Result<usize, usize> {
+    /// Binary search of `entries[low..high]` (sequence numbers sorted by user) for `key`, two levels a
+    /// round: the keys of the three pivots of a round are read independently of each other, so their
+    /// cache misses (sequence -> log block -> log entry, each) overlap instead of following one another.
+    /// Positions are in the whole chunk.
+    pub(super) fn entries_search(
+        &self,
+        entries: &PackedU32s,
+        mut low: usize,
+        mut high: usize,
+        key: UserKey,
+    ) -> Result<usize, usize> {
         // Entries before `low` are below `key`, entries from `high` on are above it.
-        let mut low = 0;
-        let mut high = entries.len();
         while high - low >= 4 {
             let length = high - low;
             let pivots = [1, 2, 3].map(|quarter| low + quarter * length / 4);
-            let slots = pivots.map(|pivot| self.sequence_slot(entries[pivot]));
+            let slots = pivots.map(|pivot| self.sequence_slot(entries.get(pivot)));
             let mut below = 0;
             for (&pivot, &slot) in pivots.iter().zip(&slots) {
                 match self.slot_key(slot).cmp(&key) {
@@ -95,26 +95,28 @@ impl Likes {
                 high = pivots[below];
             }
         }
-        entries[low..high]
-            .binary_search_by(|&sequence| self.sequence_key(sequence).cmp(&key))
-            .map(|position| position + low)
-            .map_err(|position| position + low)
+        for position in low..high {
+            match self.sequence_key(entries.get(position)).cmp(&key) {
+                std::cmp::Ordering::Less => {}
+                std::cmp::Ordering::Equal => return Ok(position),
+                std::cmp::Ordering::Greater => return Err(position),
+            }
+        }
+        Err(high)
     }
 
     /// Inserts `sequence`, whose like holds `slot`, at `position` of `chunk`.
     pub(super) fn index_insert(&mut self, chunk: usize, position: usize, sequence: u32, slot: u32) {
         if self.index_chunks.is_empty() {
-            reserve_gently(&mut self.index_chunks, 1);
-            self.index_chunks.push(Vec::new());
+            self.index_chunks.push(PackedU32s::new());
         }
         let entries = &mut self.index_chunks[chunk];
-        reserve_gently(entries, SMALL_GROWTH_MIN);
-        entries.insert(position, sequence);
+        entries.insert(position, sequence, SMALL_GROWTH_MIN);
         let split = entries.len() > LIKES_INDEX_CHUNK_ENTRIES_MAX;
         if split {
-            let upper = entries.split_off(entries.len() / 2);
-            shrink_gently(entries);
-            reserve_gently(&mut self.index_chunks, 1);
+            // Each half keeps an eighth of spare room, as a chunk growing by itself would.
+            let half = entries.len() / 2;
+            let upper = entries.split_off(half, half / 8);
             self.index_chunks.insert(chunk + 1, upper);
         }
         self.like_count += 1;
@@ -157,10 +159,10 @@ impl Likes {
         {
             // Merging small neighbours keeps the chunk count near n / (chunk size) after many removals.
             let upper = self.index_chunks.remove(chunk + 1);
-            self.index_chunks[chunk].extend_from_slice(&upper);
+            self.index_chunks[chunk].extend_from(&upper, SMALL_GROWTH_MIN);
             merged = true;
         } else {
-            shrink_gently(&mut self.index_chunks[chunk]);
+            self.index_chunks[chunk].shrink_gently(SMALL_GROWTH_MIN);
         }
         self.like_count -= 1;
 
@@ -193,7 +195,7 @@ impl Likes {
         let entries = &self.index_chunks[chunk];
         // The entry that takes the removed one's place, or the one before it at the end of the chunk.
         let replacement = position.min(entries.len() - 1);
-        let replacement_slot = self.sequence_slot(entries[replacement]);
+        let replacement_slot = self.sequence_slot(entries.get(replacement));
         if position == 0 {
             samples.chunk_first_slots[chunk] = replacement_slot;
         }
@@ -234,7 +236,7 @@ impl Likes {
     pub(super) fn samples_rebuild(&mut self, chunk: usize) {
         let mut samples = self.samples_take().expect("rebuilding samples that exist");
         let entries = &self.index_chunks[chunk];
-        samples.chunk_first_slots[chunk] = self.sequence_slot(entries[0]);
+        samples.chunk_first_slots[chunk] = self.sequence_slot(entries.get(0));
         let group =
             chunk * LIKES_INDEX_SAMPLES_PER_CHUNK..(chunk + 1) * LIKES_INDEX_SAMPLES_PER_CHUNK;
         for (sample, (slot, position)) in samples.slots[group.clone()]
@@ -244,7 +246,7 @@ impl Likes {
         {
             let at = (sample + 1) * entries.len() / (LIKES_INDEX_SAMPLES_PER_CHUNK + 1);
             *position = at as u16;
-            *slot = self.sequence_slot(entries[at]);
+            *slot = self.sequence_slot(entries.get(at));
         }
         self.samples_put(samples);
     }

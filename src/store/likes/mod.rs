@@ -16,35 +16,49 @@
 //! - Deterministic: the same operations give the same state and the same answers, so a replayed log
 //!   rebuilds every post exactly.
 //!
-//! # Memory layout (two 4-byte entries a like, plus small per-post overheads; `examples/likes_memory.rs`
-//! measures it)
+//! # Memory layout (two bit-packed entries a like, plus small per-post overheads;
+//! `examples/likes_memory.rs` measures it and prints where the bytes go)
 //! A user id that is a canonical decimal integer below 2^31 (no sign, no leading zero: "007", "+7" and "-1"
-//! are text so they round-trip byte-exactly) is stored as itself in 4 bytes; any other id is stored once in
-//! a per-post text table and referenced by its slot number with the top bit set. Either way a like is one
-//! 4-byte *slot* value, and a like costs two 4-byte entries:
-//! - the **order log** holds the slot of every like in sequence order. A bitmap per block of 64 sequence
-//!   numbers marks which of them still have a log entry, plus the number of log entries before the block, so
-//!   sequence -> log position is one popcount. A removal writes a tombstone; once tombstones pass a quarter
-//!   of the live likes, one linear pass drops them and clears their bits, keeping every sequence number.
+//! are text so they round-trip byte-exactly) is stored as itself; any other id is stored once in a
+//! per-post text table and referenced by its slot number with the top bit set. Either way a like is one
+//! 32-bit *slot* value, and a like costs two entries, each stored in the fewest bits its array needs
+//! (`packed.rs`: about log2(likes) bits for a sequence number, 26 for an integer id below 2^26 - 1):
+//! - the **order log** holds the slot of every like in sequence order, in pages of `LOG_PAGE_ENTRIES`
+//!   packed entries (a page widens alone, so widening moves a bounded number of entries); past
+//!   `LOG_PACKED_ENTRIES_MAX` entries the log is plain 32-bit values, so that its compaction (below) costs
+//!   what it did before the packing. A bitmap per
+//!   block of 64 sequence numbers marks which of them still have a log entry, plus the number of log
+//!   entries before the block, so sequence -> log position is one popcount. A removal writes a tombstone;
+//!   once tombstones pass a quarter of the live likes, one linear pass drops them and clears their bits,
+//!   keeping every sequence number.
 //! - the **membership index** holds sequence numbers sorted by user id, where the id of a sequence number
-//!   is read from the log: no id is stored twice. It is cut into chunks of at most
-//!   `LIKES_INDEX_CHUNK_ENTRIES_MAX` entries, so insert and remove are a binary search plus a bounded move.
+//!   is read from the log: no id is stored twice. It is cut into packed chunks of at most
+//!   `LIKES_INDEX_CHUNK_ENTRIES_MAX` entries, so insert and remove are a binary search plus a bounded move
+//!   (a shift of the chunk's packed words, or a repack of the chunk when a sequence number needs a bit
+//!   more).
 //! - **index samples**, on posts of at least `LIKES_INDEX_SAMPLED_LIKES_MIN` likes only: each chunk's
 //!   first slot and `LIKES_INDEX_SAMPLES_PER_CHUNK` (slot, position) pairs inside it, in contiguous arrays,
 //!   so a search reads through the log only between two neighbouring samples (a few steps instead of a
 //!   binary search over the whole chunk, each step two dependent random reads). Derived from the index,
 //!   never persisted. They share one box with the text table, so a post pays one pointer for both.
 //!
-//! Vectors grow by an eighth rather than doubling, so spare capacity stays near 10%.
+//! A post's first index chunk, log page and log block sit in the post itself (`packed::OneOrMany`): most
+//! posts have a few likes, and three allocations (with their allocator overhead) would cost them more than
+//! their likes do. Arrays grow by an eighth rather than doubling, so spare capacity stays near 10%, and
+//! only the last log page holds any. The in-memory packing is not the snapshot format: `codec.rs` writes
+//! and reads plain 32-bit arrays.
 //!
 //! Files: the type and its public operations here; the membership index and its samples in `index.rs`;
-//! the order log and the text table in `order_log.rs`; the snapshot encoding in `codec.rs`; the commands
-//! in `commands.rs`.
+//! the order log and the text table in `order_log.rs`; the bit-packed arrays both are stored in in
+//! `packed.rs`; the snapshot encoding in `codec.rs`; the commands in `commands.rs`.
 
 pub mod codec;
 pub mod commands;
 mod index;
 mod order_log;
+mod packed;
+
+use packed::{OneOrMany, PackedU32s, PagedLog};
 
 use crate::limits::{
     LIKES_INDEX_CHUNK_ENTRIES_MAX, LIKES_INDEX_SAMPLED_LIKES_MIN, LIKES_INDEX_SAMPLES_PER_CHUNK,
@@ -65,7 +79,7 @@ const LOG_BLOCK_SEQUENCES: u32 = 64;
 const SEQUENCE_FIRST: u32 = 1;
 /// Once the next sequence number would be this, the log is renumbered densely.
 const SEQUENCE_EXHAUSTED: u32 = u32::MAX;
-/// The least a vector of 4-byte entries grows by: one 16-byte allocation step.
+/// The least an index chunk or log page grows by, in entries.
 const SMALL_GROWTH_MIN: usize = 4;
 
 const _: () = assert!(LIKES_PER_POST_MAX < (TOMBSTONE_SLOT & !TEXT_SLOT_FLAG) as u64);
@@ -162,10 +176,10 @@ struct SideTables {
 #[derive(Clone, Debug)]
 pub struct Likes {
     /// Sequence numbers sorted by user id; chunks are never empty.
-    index_chunks: Vec<Vec<u32>>,
+    index_chunks: OneOrMany<PackedU32s>,
     /// Slot values (or tombstones) in sequence order, for the sequence numbers whose bit is set.
-    log_entries: Vec<u32>,
-    log_blocks: Vec<LogBlock>,
+    log_entries: PagedLog,
+    log_blocks: OneOrMany<LogBlock>,
     /// The sequence number of bit 0 of `log_blocks[0]`.
     sequence_base: u32,
     /// The sequence number the next like gets.
@@ -202,9 +216,9 @@ impl Default for Likes {
 impl Likes {
     pub fn new() -> Self {
         Likes {
-            index_chunks: Vec::new(),
-            log_entries: Vec::new(),
-            log_blocks: Vec::new(),
+            index_chunks: OneOrMany::default(),
+            log_entries: PagedLog::new(),
+            log_blocks: OneOrMany::default(),
             sequence_base: SEQUENCE_FIRST,
             sequence_next: SEQUENCE_FIRST,
             like_count: 0,
@@ -257,7 +271,8 @@ impl Likes {
         let entry = self
             .log_position(sequence)
             .expect("an indexed sequence number has a log entry");
-        let slot = std::mem::replace(&mut self.log_entries[entry], TOMBSTONE_SLOT);
+        let slot = self.log_entries.get(entry);
+        self.log_entries.set(entry, TOMBSTONE_SLOT);
         if slot & TEXT_SLOT_FLAG != 0 {
             self.text_remove(slot & !TEXT_SLOT_FLAG);
         }
@@ -315,19 +330,20 @@ impl Likes {
 
     /// Heap and inline bytes this post holds, from capacities (allocator rounding excluded).
     pub fn approximate_memory_bytes(&self) -> usize {
+        self.memory_parts().iter().map(|(_, bytes)| bytes).sum()
+    }
+
+    /// [`Likes::approximate_memory_bytes`] by part, for `examples/likes_memory.rs`: where a post's bytes go.
+    pub fn memory_parts(&self) -> [(&'static str, usize); 7] {
         use std::mem::size_of;
-        let index = self.index_chunks.capacity() * size_of::<Vec<u32>>()
-            + self
-                .index_chunks
-                .iter()
-                .map(|chunk| chunk.capacity() * size_of::<u32>())
-                .sum::<usize>();
-        let log = self.log_entries.capacity() * size_of::<u32>()
-            + self.log_blocks.capacity() * size_of::<LogBlock>();
-        let side_tables = self
-            .side_tables
-            .as_ref()
-            .map_or(0, |_| size_of::<SideTables>());
+        let index_entries = self
+            .index_chunks
+            .iter()
+            .map(PackedU32s::heap_bytes)
+            .sum::<usize>();
+        let index_headers = self.index_chunks.heap_bytes();
+        let log_entries = self.log_entries.heap_bytes();
+        let log_blocks = self.log_blocks.heap_bytes();
         let texts = self.texts().map_or(0, |texts| {
             texts.by_slot.capacity() * size_of::<Option<Box<[u8]>>>()
                 + texts
@@ -338,19 +354,31 @@ impl Likes {
                     .sum::<usize>()
                 + texts.free_slots.capacity() * size_of::<u32>()
         });
+        let side_tables = self
+            .side_tables
+            .as_ref()
+            .map_or(0, |_| size_of::<SideTables>());
         let samples = self.samples().map_or(0, |samples| {
             size_of::<IndexSamples>()
                 + samples.chunk_first_slots.capacity() * size_of::<u32>()
                 + samples.slots.capacity() * size_of::<u32>()
                 + samples.positions.capacity() * size_of::<u16>()
         });
-        size_of::<Self>() + index + log + side_tables + texts + samples
+        [
+            ("post (the struct itself)", size_of::<Self>()),
+            ("index entries", index_entries),
+            ("index chunk headers", index_headers),
+            ("order log entries", log_entries),
+            ("order log blocks", log_blocks),
+            ("text table", texts + side_tables),
+            ("index samples", samples),
+        ]
     }
 
     /// Asserts every structural invariant; O(n log n). In tests, and in debug builds after a snapshot load
     /// and after replay (`Value::check_invariants`).
     pub fn check_invariants(&self) {
-        let indexed: usize = self.index_chunks.iter().map(Vec::len).sum();
+        let indexed: usize = self.index_chunks.iter().map(PackedU32s::len).sum();
         assert_eq!(
             indexed, self.like_count as usize,
             "the count is the size of the index"
@@ -392,7 +420,7 @@ impl Likes {
         let texts_logged = self
             .log_entries
             .iter()
-            .filter(|&&slot| slot != TOMBSTONE_SLOT && slot & TEXT_SLOT_FLAG != 0)
+            .filter(|&slot| slot != TOMBSTONE_SLOT && slot & TEXT_SLOT_FLAG != 0)
             .count();
         assert_eq!(texts_live, texts_logged);
 
@@ -419,7 +447,7 @@ impl Likes {
                 for (chunk, entries) in self.index_chunks.iter().enumerate() {
                     assert_eq!(
                         samples.chunk_first_slots[chunk],
-                        self.sequence_slot(entries[0]),
+                        self.sequence_slot(entries.get(0)),
                         "the first slot of chunk {chunk}"
                     );
                     let group = chunk * LIKES_INDEX_SAMPLES_PER_CHUNK
@@ -427,9 +455,11 @@ impl Likes {
                     let positions = &samples.positions[group.clone()];
                     assert!(positions.windows(2).all(|pair| pair[0] <= pair[1]));
                     for (&slot, &position) in samples.slots[group].iter().zip(positions) {
-                        let entry = *entries
-                            .get(usize::from(position))
-                            .expect("a sample inside its chunk");
+                        assert!(
+                            usize::from(position) < entries.len(),
+                            "a sample inside its chunk"
+                        );
+                        let entry = entries.get(usize::from(position));
                         assert_eq!(slot, self.sequence_slot(entry), "a sample is exact");
                     }
                 }

@@ -2,9 +2,10 @@
 //! bitmap, with tombstones for removed likes until a compaction; and the text table of user ids that are
 //! not canonical integers.
 
+use super::packed::{OneOrMany, PagedLog};
 use super::{
-    reserve_gently, shrink_gently, Likes, LogBlock, TextUserIds, UserKey, LOG_BLOCK_SEQUENCES,
-    SEQUENCE_EXHAUSTED, SEQUENCE_FIRST, SMALL_GROWTH_MIN, TEXT_SLOT_FLAG, TOMBSTONE_SLOT,
+    Likes, LogBlock, TextUserIds, UserKey, LOG_BLOCK_SEQUENCES, SEQUENCE_EXHAUSTED, SEQUENCE_FIRST,
+    SMALL_GROWTH_MIN, TEXT_SLOT_FLAG, TOMBSTONE_SLOT,
 };
 
 impl Likes {
@@ -14,7 +15,6 @@ impl Likes {
         let offset = sequence - self.sequence_base;
         let block = (offset / LOG_BLOCK_SEQUENCES) as usize;
         if block == self.log_blocks.len() {
-            reserve_gently(&mut self.log_blocks, 1);
             self.log_blocks.push(LogBlock {
                 present: 0,
                 entries_before: self.log_entries.len() as u32,
@@ -26,13 +26,13 @@ impl Likes {
             "appends go to the last block"
         );
         self.log_blocks[block].present |= 1 << (offset % LOG_BLOCK_SEQUENCES);
-        reserve_gently(&mut self.log_entries, SMALL_GROWTH_MIN);
-        self.log_entries.push(slot);
+        self.log_entries.push(slot, SMALL_GROWTH_MIN);
         self.sequence_next += 1;
         sequence
     }
 
     /// Where `sequence`'s entry is in `log_entries`, if it still has one.
+    #[inline]
     pub(super) fn log_position(&self, sequence: u32) -> Option<usize> {
         if sequence < self.sequence_base || sequence >= self.sequence_next {
             return None;
@@ -68,8 +68,9 @@ impl Likes {
                 let bit = u64::BITS - 1 - present.leading_zeros();
                 present &= !(1u64 << bit);
                 let below_bit = block.present & ((1u64 << bit) - 1);
-                let slot = self.log_entries
-                    [block.entries_before as usize + below_bit.count_ones() as usize];
+                let slot = self
+                    .log_entries
+                    .get(block.entries_before as usize + below_bit.count_ones() as usize);
                 if slot != TOMBSTONE_SLOT {
                     let sequence =
                         self.sequence_base + block_number as u32 * LOG_BLOCK_SEQUENCES + bit;
@@ -89,16 +90,18 @@ impl Likes {
     /// Drops every tombstone, keeping every live like's sequence number; drops leading empty blocks.
     pub(super) fn log_compact(&mut self) {
         let live = self.like_count as usize;
+        // A plain log is moved out, not copied.
+        let old_entries = std::mem::take(&mut self.log_entries).into_vec();
         let mut entries = Vec::with_capacity(live + live / 8);
         let mut read = 0;
-        for block in &mut self.log_blocks {
+        for block in self.log_blocks.iter_mut() {
             let mut kept = 0u64;
             let mut present = block.present;
             block.entries_before = entries.len() as u32;
             while present != 0 {
                 let bit = present.trailing_zeros();
                 present &= present - 1;
-                let slot = self.log_entries[read];
+                let slot = old_entries[read];
                 read += 1;
                 if slot != TOMBSTONE_SLOT {
                     kept |= 1 << bit;
@@ -107,9 +110,9 @@ impl Likes {
             }
             block.present = kept;
         }
-        assert_eq!(read, self.log_entries.len());
+        assert_eq!(read, old_entries.len());
         assert_eq!(entries.len(), live);
-        self.log_entries = entries;
+        self.log_entries = PagedLog::from_vec(entries);
         self.tombstone_count = 0;
         // The last block stays even when empty: it is where the next append goes.
         let empty_leading = self
@@ -119,10 +122,9 @@ impl Likes {
             .take_while(|b| b.present == 0)
             .count();
         if empty_leading > 0 {
-            self.log_blocks.drain(..empty_leading);
+            self.log_blocks.remove_front(empty_leading);
             self.sequence_base += empty_leading as u32 * LOG_BLOCK_SEQUENCES;
         }
-        shrink_gently(&mut self.log_blocks);
     }
 
     /// Gives the live likes the sequence numbers 1..=count, in their order. Only when the 32-bit sequence
@@ -131,40 +133,44 @@ impl Likes {
         self.log_compact();
         for chunk in 0..self.index_chunks.len() {
             for position in 0..self.index_chunks[chunk].len() {
-                let sequence = self.index_chunks[chunk][position];
+                let sequence = self.index_chunks[chunk].get(position);
                 let entry = self
                     .log_position(sequence)
                     .expect("an indexed sequence number has a log entry");
-                self.index_chunks[chunk][position] = SEQUENCE_FIRST + entry as u32;
+                self.index_chunks[chunk].set(position, SEQUENCE_FIRST + entry as u32);
             }
         }
         let live = self.log_entries.len() as u32;
         self.sequence_base = SEQUENCE_FIRST;
         self.sequence_next = SEQUENCE_FIRST + live;
-        self.log_blocks = (0..live.div_ceil(LOG_BLOCK_SEQUENCES))
-            .map(|block| {
-                let in_block = (live - block * LOG_BLOCK_SEQUENCES).min(LOG_BLOCK_SEQUENCES);
-                LogBlock {
-                    present: u64::MAX >> (LOG_BLOCK_SEQUENCES - in_block),
-                    entries_before: block * LOG_BLOCK_SEQUENCES,
-                }
-            })
-            .collect();
+        self.log_blocks = OneOrMany::from_vec(
+            (0..live.div_ceil(LOG_BLOCK_SEQUENCES))
+                .map(|block| {
+                    let in_block = (live - block * LOG_BLOCK_SEQUENCES).min(LOG_BLOCK_SEQUENCES);
+                    LogBlock {
+                        present: u64::MAX >> (LOG_BLOCK_SEQUENCES - in_block),
+                        entries_before: block * LOG_BLOCK_SEQUENCES,
+                    }
+                })
+                .collect(),
+        );
     }
 
     // --- user ids ----------------------------------------------------------------------------------------
 
     /// The user id of a live sequence number.
+    #[inline]
     pub(super) fn sequence_key(&self, sequence: u32) -> UserKey<'_> {
         self.slot_key(self.sequence_slot(sequence))
     }
 
     /// The slot of a live sequence number.
+    #[inline]
     pub(super) fn sequence_slot(&self, sequence: u32) -> u32 {
         let entry = self
             .log_position(sequence)
             .expect("an indexed sequence number has a log entry");
-        let slot = self.log_entries[entry];
+        let slot = self.log_entries.get(entry);
         debug_assert_ne!(slot, TOMBSTONE_SLOT);
         slot
     }
