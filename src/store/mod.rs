@@ -119,8 +119,7 @@ impl Value {
     pub fn is_rehashing(&self) -> bool {
         match self {
             Value::Set(set) => set.is_rehashing(),
-            // Coupon holders: `Value::Coupon(coupon) => coupon.is_rehashing(),` once `Coupon` keeps them
-            // in a `store::table::Table` (with its arm in `rehash_step` below, all it takes).
+            Value::Coupon(coupon) => coupon.is_rehashing(),
             _ => false,
         }
     }
@@ -136,7 +135,7 @@ impl Value {
         }
         match self {
             Value::Set(set) => set.rehash_step(buckets),
-            // Coupon holders: `Value::Coupon(coupon) => coupon.rehash_step(buckets),` (see `is_rehashing`).
+            Value::Coupon(coupon) => coupon.rehash_step(buckets),
             _ => false,
         }
     }

@@ -70,6 +70,7 @@ pub fn encoding_name(value: &Value) -> &'static str {
         Value::Likes(_) => "packedindex",
         Value::Queue(_) => "fenwickline",
         Value::Throttle(_) => "int",
+        Value::List(list) => super::lists::encoding_name(list),
     }
 }
 

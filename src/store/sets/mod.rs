@@ -388,12 +388,19 @@ impl SetValue {
 
     /// Whether the members' table is between two bucket arrays (the loop finishes the move).
     pub fn is_rehashing(&self) -> bool {
-        self.members.is_rehashing()
+        match &self.encoding {
+            Encoding::Table(table) => table.is_rehashing(),
+            _ => false,
+        }
     }
 
-    /// Heap bytes of the members' table (segments and bucket arrays), not counting members' own heap.
+    /// Heap bytes of the members' table (segments and bucket arrays), not counting members' own heap; 0
+    /// for the compact encodings.
     pub fn table_memory_bytes(&self) -> usize {
-        self.members.memory_bytes()
+        match &self.encoding {
+            Encoding::Table(table) => table.memory_bytes(),
+            _ => 0,
+        }
     }
 }
 
