@@ -703,11 +703,12 @@ fn a_value_the_snapshot_writer_holds_is_not_copied_to_move_its_buckets() {
 fn a_step_visits_a_bounded_number_of_keys() {
     let mut keyspace = Keyspace::new();
     let mut handles = Vec::new();
-    // 1,500 sets of 65 members, each just past 64 buckets and so mid-resize, all held by a "snapshot":
-    // nothing moves, and each visit costs a bucket of the budget.
+    // 1,500 sets of 257 members (past the listpack threshold, so in a table), each just past 256 buckets
+    // and so mid-resize, all held by a "snapshot": nothing moves, and each visit costs a bucket of the
+    // budget.
     for index in 0..1_500u32 {
         let key = format!("set:{index}");
-        add_members(&mut keyspace, key.as_bytes(), 0..65);
+        add_members(&mut keyspace, key.as_bytes(), 0..257);
         let entry = keyspace.get(key.as_bytes(), 0).expect("present");
         if entry.value.is_rehashing() {
             handles.push(entry.value.share().expect("a collection"));
@@ -726,5 +727,6 @@ fn a_step_visits_a_bounded_number_of_keys() {
         "one key per bucket of budget"
     );
     drop(handles);
-    step_until_resized(&mut keyspace, 100);
+    // About 1,500 x 252 buckets left to move, 256 a step.
+    step_until_resized(&mut keyspace, 3_000);
 }

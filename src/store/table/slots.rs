@@ -63,12 +63,11 @@ impl<K, V> Slots<K, V> {
     /// Appends a slot and returns its index.
     pub(super) fn push(&mut self, slot: Slot<K, V>) -> usize {
         let index = self.len;
-        let segment_count = self.segments.len();
         match self.segments.last_mut() {
             Some(segment) if segment.len() < SEGMENT_SLOTS => {
                 if segment.len() == segment.capacity() {
-                    // Only the first segment is ever short of capacity: double it, never past a segment.
-                    debug_assert_eq!(segment_count, 1);
+                    // The first segment grows from small, and the last segment of a clone has no spare
+                    // capacity (`Vec::clone` allocates the length only): double it, never past a segment.
                     let capacity = (segment.capacity() * 2).clamp(4, SEGMENT_SLOTS);
                     segment.reserve_exact(capacity - segment.len());
                 }

@@ -461,3 +461,25 @@ fn an_entry_costs_its_key_and_value_plus_about_twelve_to_sixteen_bytes() {
     let per_entry = table.memory_bytes() as f64 / table.len() as f64;
     assert!(per_entry <= 12.0 + 8.0 + 1.0, "{per_entry} bytes an entry");
 }
+
+#[test]
+fn a_clone_of_several_segments_keeps_growing_and_stays_equal_to_its_original() {
+    // `Vec::clone` gives the clone's last segment no spare capacity, so its next push must grow it.
+    let count = slots::SEGMENT_SLOTS as u32 * 2 + 100;
+    let mut original = seeded();
+    for key in 0..count {
+        original.insert(key, key * 2);
+    }
+    let mut clone = original.clone();
+    for key in count..count + slots::SEGMENT_SLOTS as u32 {
+        original.insert(key, key * 2);
+        clone.insert(key, key * 2);
+    }
+    assert_eq!(clone.len(), original.len());
+    for key in 0..count + slots::SEGMENT_SLOTS as u32 {
+        assert_eq!(clone.get(&key), Some(&(key * 2)), "key {key}");
+    }
+    let positions: Vec<_> = clone.iter().map(|(key, _)| *key).collect();
+    let original_positions: Vec<_> = original.iter().map(|(key, _)| *key).collect();
+    assert_eq!(positions, original_positions, "same positions");
+}
